@@ -1,0 +1,197 @@
+"""`segments`: generate demo data, run the pipeline, run the demo (DESIGN.md "Interfaces").
+
+Exit codes (DESIGN.md): 0 published; 1 error; 2 usage; 3 a blocking quality gate stopped
+publication (the previous publication is untouched); 75 another run holds the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from dagster_project.paths import HomePaths
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BLOCKED, EXIT_BUSY = 0, 1, 2, 3, 75
+DEFAULT_DEMO_CUSTOMERS = 2000
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def _home_option(f):
+    return click.option(
+        "--home", type=click.Path(file_okay=False, path_type=Path), envvar="SEGMENTS_HOME",
+        default="./data", show_default=True,
+        help="Folder for landing/, the warehouse, published/, steward/ and the Dagster instance "
+             "(env SEGMENTS_HOME).",
+    )(f)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def main() -> None:
+    """Trusted B2B customer segments and KPIs by segment from CRM and ERP extracts.
+
+    \b
+    Typical use:
+      segments demo                          generate demo data and run everything
+      segments generate --out data/landing   write a landing folder (source contract)
+      segments run --home data               ingest, transform, check, publish
+    Published marts land in <home>/published/analytics.duckdb (open it read-only) and
+    <home>/published/parquet/; findings for data stewards in <home>/steward/.
+    """
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Landing folder to write (DIR/crm/..., DIR/erp/...).")
+@click.option("--truth", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the ground truth goes (default: a 'truth' folder beside --out).")
+@click.option("--customers", type=click.IntRange(min=10), default=DEFAULT_DEMO_CUSTOMERS,
+              show_default=True, help="Number of real companies.")
+@click.option("--years", type=click.IntRange(1, 20), default=5, show_default=True,
+              help="Years of history, ending 2025-12-31.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same bytes.")
+@click.option("--quiet", is_flag=True, help="Print nothing but errors.")
+def generate(out: Path, truth: Path | None, customers: int, years: int, seed: int, quiet: bool) -> None:
+    """Write a deterministic demo landing folder plus its ground truth (kept apart)."""
+    from dagster_project.generate import generate as generate_data
+
+    truth = truth or out.parent / "truth"
+    started = time.monotonic()
+    summary = generate_data(out, truth, customers=customers, years=years, seed=seed,
+                            progress=None if quiet else lambda m: _say(False, f"  {m}"))
+    _say(quiet, f"generated {summary} in {time.monotonic() - started:.1f}s\n"
+                f"  landing: {out}\n  truth:   {truth}")
+
+
+@main.command()
+@click.option("--landing", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Landing folder to ingest (default: <home>/landing).")
+@_home_option
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Ignore events after this date (default: newest event in the landed data).")
+@click.option("--quiet", is_flag=True, help="No progress lines (for schedulers); errors still print.")
+def run(landing: Path | None, home: Path, as_of: dt.datetime | None, quiet: bool) -> None:
+    """Materialise everything and publish (write-audit-publish)."""
+    sys.exit(run_pipeline(home, landing, as_of.date() if as_of else None, quiet))
+
+
+@main.command()
+@_home_option
+@click.option("--customers", type=click.IntRange(min=10), default=DEFAULT_DEMO_CUSTOMERS,
+              show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--quiet", is_flag=True)
+def demo(home: Path, customers: int, seed: int, quiet: bool) -> None:
+    """Generate the demo data into <home>/landing (once) and run the whole pipeline."""
+    paths = HomePaths(home.resolve())
+    if not (paths.landing / "crm").exists():
+        from dagster_project.generate import generate as generate_data
+
+        _say(quiet, f"generating demo data ({customers} companies) into {paths.landing}")
+        generate_data(paths.landing, paths.truth, customers=customers, seed=seed)
+    else:
+        _say(quiet, f"using the demo data already in {paths.landing}")
+    code = run_pipeline(paths.home, None, None, quiet)
+    if code == EXIT_OK:
+        _say(quiet, "\nNext:\n"
+                    f"  duckdb -readonly {paths.published_db}   (or any BI tool, read-only)\n"
+                    f"  parquet exports:  {paths.published_parquet}/\n"
+                    f"  steward queue:    {paths.steward}/steward_queue.csv\n"
+                    f"  Dagster UI:       make ui   (SEGMENTS_HOME={paths.home})")
+    sys.exit(code)
+
+
+def run_pipeline(home: Path, landing: Path | None, as_of: dt.date | None, quiet: bool) -> int:
+    """Run the Dagster job in-process against <home>; return the agreed exit code."""
+    paths = HomePaths(home.resolve()).ensure()
+    landing = (landing or paths.landing).resolve()
+    if not landing.exists():
+        click.echo(f"error: landing folder {landing} does not exist "
+                   "(write one with `segments generate --out DIR`)", err=True)
+        return EXIT_USAGE
+    os.environ["SEGMENTS_HOME"] = str(paths.home)
+    os.environ["SEGMENTS_LANDING"] = str(landing)
+    os.environ["DAGSTER_HOME"] = str(paths.dagster_home)
+
+    from dagster_project.warehouse import WarehouseBusy, run_lock
+
+    try:
+        with run_lock(paths.home):
+            return _run_locked(paths, landing, as_of, quiet)
+    except WarehouseBusy as exc:
+        click.echo(f"error: {exc}; try again when it has finished", err=True)
+        return EXIT_BUSY
+
+
+def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: bool) -> int:
+    from dagster import DagsterInstance
+
+    from dagster_project.transform.project import prepare_manifest, set_dbt_environment
+
+    started = time.monotonic()
+    set_dbt_environment(paths)
+    _say(quiet, f"segments run: landing {landing}, home {paths.home}")
+    prepare_manifest()
+
+    from dagster_project.definitions import defs  # after the environment is set
+
+    job = defs.resolve_job_def("segments_job")
+    run_config: dict = {
+        "loggers": {"console": {"config": {"log_level": "ERROR"}}} if quiet else {"progress": {}},
+    }
+    if as_of:
+        run_config["ops"] = {"dbt_staging_and_facts": {"config": {"as_of": as_of.isoformat()}}}
+    instance = DagsterInstance.get()
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+
+    n_open, queue_dir = _write_steward_queue(paths, result.run_id)
+    took = time.monotonic() - started
+    if result.success:
+        _say(quiet, f"published in {took:.0f}s: {paths.published_db}\n"
+                    f"steward queue: {n_open} open findings in {queue_dir}")
+        return EXIT_OK
+
+    failed_checks = [
+        e for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity.value == "ERROR"
+    ]
+    if failed_checks:
+        lines = [f"  - {'/'.join(e.asset_key.path)}: {e.check_name}"
+                 + (f": {e.description}" if e.description else "") for e in failed_checks[:10]]
+        click.echo(
+            "BLOCKED: a blocking quality gate failed, so nothing was published "
+            f"(the previous publication in {paths.published} is untouched).\n" + "\n".join(lines)
+            + f"\nSteward queue: {n_open} open findings in {queue_dir}/steward_queue.csv "
+              "(`segments review` when available).", err=True)
+        return EXIT_BLOCKED
+    failures = [e for e in result.all_events if e.is_step_failure]
+    for event in failures[:3]:
+        error = event.step_failure_data.error
+        click.echo(f"error in {event.step_key}: {error.message.strip() if error else 'unknown'}", err=True)
+    click.echo(f"run {result.run_id} failed; nothing was published. Full log: "
+               f"DAGSTER_HOME={paths.dagster_home} dagster dev -w workspace.yaml", err=True)
+    return EXIT_ERROR
+
+
+def _write_steward_queue(paths: HomePaths, run_id: str) -> tuple[int, Path]:
+    """The steward queue is written on every run, blocked or not."""
+    from dagster_project.steward.queue import refresh_steward_queue
+    from dagster_project.warehouse import connect
+
+    con = connect(paths.warehouse)
+    try:
+        return refresh_steward_queue(con, run_id, paths.steward), paths.steward
+    finally:
+        con.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""The one entry point Dagster loads (workspace.yaml, `segments run`): assets by stage, checks,
+resources, the job, and the in-process executor (DuckDB has one writer; subprocesses per step
+would only re-import the definitions)."""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+from dagster._core.definitions.logger_definition import LoggerDefinition
+from dagster.loggers import colored_console_logger
+
+from dagster_project.defs.identity import customer_identity
+from dagster_project.defs.ingest import ingest_assets, ingest_checks
+from dagster_project.defs.progress import progress_logger
+from dagster_project.defs.publish import published_analytics
+from dagster_project.defs.steward import steward_queue
+from dagster_project.defs.transform import dbt_customer_marts, dbt_resource, dbt_staging_and_facts
+from dagster_project.resources import warehouse_resource
+
+segments_job = define_asset_job(
+    "segments_job",
+    selection=AssetSelection.all(),
+    description="Ingest, transform, link, check and publish: everything `segments run` does.",
+)
+
+LOGGERS: dict[str, LoggerDefinition] = {"console": colored_console_logger, "progress": progress_logger}
+
+defs = Definitions(
+    assets=[*ingest_assets, dbt_staging_and_facts, customer_identity, dbt_customer_marts,
+            steward_queue, published_analytics],
+    asset_checks=ingest_checks,
+    jobs=[segments_job],
+    resources={"warehouse": warehouse_resource(), "dbt": dbt_resource()},
+    executor=in_process_executor,
+    loggers=LOGGERS,
+)

@@ -1,0 +1,1 @@
+"""Dagster definitions by stage, one module each; definitions.py assembles them."""

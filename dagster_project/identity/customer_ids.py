@@ -1,0 +1,73 @@
+"""Stable customer ids: a cluster keeps the id its records had before; a new cluster gets an id
+derived from its anchor record (DESIGN.md "Identifiers").
+
+The registry `identity.customer_id_registry` remembers, per source record, the customer_id it
+was last published under, so overrides, history and write-back diffs survive re-runs and new data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pandas as pd
+
+REGISTRY_DDL = """
+create table if not exists identity.customer_id_registry (
+    source_system varchar, source_id varchar, customer_id varchar, first_seen_run varchar,
+    primary key (source_system, source_id))
+"""
+
+
+def anchor_customer_id(source_system: str, source_id: str) -> str:
+    """A readable, deterministic id from the anchor record (ERP preferred, then CRM)."""
+    digest = hashlib.sha1(f"{source_system}:{source_id}".encode()).hexdigest()[:12].upper()
+    return f"CU-{digest}"
+
+
+def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Series:
+    """records: source_system, source_id, cluster (int). registry: source_system, source_id,
+    customer_id. Returns customer_id per record (aligned to `records.index`).
+
+    Rules, in order: a cluster whose records already carry ids keeps the id most of its records
+    carry (ties: the smallest id); an id is never given to two clusters (when a cluster splits,
+    the larger part keeps it); other clusters get the id of their anchor record, the smallest
+    ERP customer number, else the smallest CRM account id.
+    """
+    known = records.merge(registry, on=["source_system", "source_id"], how="left")
+    known.index = records.index
+    votes = (
+        known.dropna(subset=["customer_id"])
+        .groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
+        .sort_values(["n", "customer_id"], ascending=[False, True])
+    )
+    cluster_size = records.groupby("cluster").size()
+    votes["cluster_size"] = votes["cluster"].map(cluster_size)
+    # Each old id goes to the cluster holding most of its records (then the larger cluster).
+    votes = votes.sort_values(["customer_id", "n", "cluster_size", "cluster"],
+                              ascending=[True, False, False, True])
+    votes = votes.drop_duplicates("customer_id")
+    votes = votes.sort_values(["cluster", "n", "customer_id"], ascending=[True, False, True])
+    kept = votes.drop_duplicates("cluster").set_index("cluster")["customer_id"]
+
+    anchors = (
+        records.assign(system_rank=(records["source_system"] != "erp").astype(int))
+        .sort_values(["cluster", "system_rank", "source_id"])
+        .drop_duplicates("cluster").set_index("cluster")
+    )
+    new_ids = pd.Series(
+        [anchor_customer_id(s, i) for s, i in zip(anchors["source_system"], anchors["source_id"], strict=True)],
+        index=anchors.index,
+    )
+    taken = set(kept.values)
+    by_cluster = {}
+    for cluster, new_id in new_ids.items():
+        if cluster in kept.index:
+            by_cluster[cluster] = kept[cluster]
+            continue
+        candidate, n = new_id, 1
+        while candidate in taken:  # only after a split re-used an anchor: keep ids unique
+            n += 1
+            candidate = f"{new_id}-{n}"
+        taken.add(candidate)
+        by_cluster[cluster] = candidate
+    return records["cluster"].map(by_cluster)

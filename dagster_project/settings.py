@@ -1,0 +1,53 @@
+"""Validated pipeline settings: thresholds and the severity policy live in config/pipeline.yml."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+SETTINGS_FILE = Path(__file__).resolve().parent / "config" / "pipeline.yml"
+
+Severity = Literal["error", "warn"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DuckDBSettings(_Strict):
+    memory_limit: str = "4GB"
+    threads: int = Field(2, ge=1)
+
+
+class IngestSettings(_Strict):
+    max_rejected_share: float = Field(0.02, ge=0, le=1)
+
+
+class PublishSettings(_Strict):
+    tables: list[str]
+    storage_version: str = "v1.2.0"
+    keep_parquet_generations: int = Field(2, ge=1)
+
+
+class PipelineSettings(_Strict):
+    duckdb: DuckDBSettings = DuckDBSettings()
+    ingest: IngestSettings = IngestSettings()
+    severity: dict[str, Severity]
+    publish: PublishSettings
+
+    def severity_of(self, check: str) -> Severity:
+        return self.severity.get(check, "warn")
+
+
+def load_settings(path: Path = SETTINGS_FILE) -> PipelineSettings:
+    with open(path, encoding="utf-8") as f:
+        return PipelineSettings.model_validate(yaml.safe_load(f))
+
+
+@cache
+def settings() -> PipelineSettings:
+    return load_settings()

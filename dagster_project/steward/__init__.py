@@ -1,0 +1,1 @@
+"""The steward queue: every finding of every stage, in one schema (DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""The dbt project as Dagster sees it: project handle, manifest preparation, translator."""
