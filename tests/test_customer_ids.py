@@ -22,7 +22,8 @@ def test_new_cluster_gets_id_of_its_erp_anchor():
 def test_cluster_keeps_its_id_when_a_new_record_joins():
     first = _records([("crm", "A1", 0)])
     registry = first.assign(customer_id=assign_customer_ids(first, EMPTY))[
-        ["source_system", "source_id", "customer_id"]]
+        ["source_system", "source_id", "customer_id"]
+    ]
     # Next run: an ERP record (which would be the anchor) joins the cluster.
     second = _records([("crm", "A1", 0), ("erp", "0000000001", 0)])
     ids = assign_customer_ids(second, registry)
@@ -32,7 +33,8 @@ def test_cluster_keeps_its_id_when_a_new_record_joins():
 def test_split_cluster_gives_old_id_to_the_larger_part_and_keeps_ids_unique():
     registry = pd.DataFrame(
         [("crm", "A1", "CU-X"), ("crm", "A2", "CU-X"), ("erp", "E1", "CU-X")],
-        columns=["source_system", "source_id", "customer_id"])
+        columns=["source_system", "source_id", "customer_id"],
+    )
     records = _records([("crm", "A1", 0), ("erp", "E1", 0), ("crm", "A2", 1)])
     ids = assign_customer_ids(records, registry)
     assert list(ids[:2]) == ["CU-X", "CU-X"]

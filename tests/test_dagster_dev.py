@@ -43,12 +43,13 @@ def dagster_dev(tmp_path):
         "-h",
         "127.0.0.1",
     ]
+    log_file = open(tmp_path / "dagster-dev.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         cmd,
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / "dagster-dev.log", "w"),
+        stderr=log_file,
         start_new_session=True,
     )
     try:
@@ -59,6 +60,7 @@ def dagster_dev(tmp_path):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+        log_file.close()
 
 
 def _wait_for_assets(url: str, log: Path, timeout: float = 120) -> list[dict]:

@@ -16,6 +16,11 @@ from tests.conftest import run_segments
 pytestmark = pytest.mark.e2e
 
 
+def _csv_rows(path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def _read_only(path):
     return duckdb.connect(str(path), read_only=True)
 
@@ -37,9 +42,7 @@ def test_run_publishes_marts_readable_from_another_process(published_home):
 
 
 def test_every_source_record_maps_to_exactly_one_customer(published_home):
-    truth = list(
-        csv.DictReader(open(published_home / "truth" / "source_records.csv", encoding="utf-8"))
-    )
+    truth = _csv_rows(published_home / "truth" / "source_records.csv")
     con = _read_only(published_home / "published" / "analytics.duckdb")
     mapped = con.execute(
         "select source_system, source_id, count(*) from customer_source_map group by all"
@@ -56,9 +59,7 @@ def test_every_source_record_maps_to_exactly_one_customer(published_home):
 def test_deterministic_links_never_merge_two_true_companies(published_home):
     truth = {
         (r["source_system"], r["source_id"]): r["company_id"]
-        for r in csv.DictReader(
-            open(published_home / "truth" / "source_records.csv", encoding="utf-8")
-        )
+        for r in _csv_rows(published_home / "truth" / "source_records.csv")
     }
     con = _read_only(published_home / "published" / "analytics.duckdb")
     rows = con.execute(
@@ -75,9 +76,7 @@ def test_deterministic_links_never_merge_two_true_companies(published_home):
 
 
 def test_every_planted_defect_is_rejected_with_file_line_and_column(published_home):
-    defects = list(
-        csv.DictReader(open(published_home / "truth" / "planted_defects.csv", encoding="utf-8"))
-    )
+    defects = _csv_rows(published_home / "truth" / "planted_defects.csv")
     assert defects, "the generator plants defects"
     con = _read_only(published_home / "warehouse.duckdb")
     rejects = {
@@ -129,7 +128,7 @@ def test_customer_ids_are_stable_across_runs(published_home):
 
 def test_steward_queue_holds_rejected_rows_with_personal_data_masked(published_home):
     queue = published_home / "steward" / "steward_queue.csv"
-    rows = list(csv.DictReader(open(queue, encoding="utf-8")))
+    rows = list(_csv_rows(queue))
     assert any(r["kind"] == "rejected_row" for r in rows)
     con = _read_only(published_home / "warehouse.duckdb")
     emails = {

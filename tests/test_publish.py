@@ -17,14 +17,23 @@ from dagster_project.publish.write_audit_publish import PublishAuditError
 
 def _warehouse(tmp_path, customers: int):
     con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-    con.execute(f"create or replace table dim_customer as select 'CU-' || i as customer_id from range({customers}) t(i)")
+    con.execute(
+        f"create or replace table dim_customer as select 'CU-' || i as customer_id from range({customers}) t(i)"
+    )
     con.execute("create or replace table kpi as select 2024 as year, 10.5 as revenue_eur")
     return con
 
 
 def _publish(con, paths, run_id):
-    return publish_marts(con, paths, run_id, ["dim_customer", "kpi"],
-                         data_through=dt.date(2025, 12, 31), git_revision="abc", config_hash="cfg")
+    return publish_marts(
+        con,
+        paths,
+        run_id,
+        ["dim_customer", "kpi"],
+        data_through=dt.date(2025, 12, 31),
+        git_revision="abc",
+        config_hash="cfg",
+    )
 
 
 def _sha(path):
@@ -40,10 +49,20 @@ def test_publish_writes_readable_file_with_log_and_parquet(tmp_path):
 
     reader = duckdb.connect(str(paths.published_db), read_only=True)
     assert reader.execute("select count(*) from dim_customer").fetchone()[0] == 3
-    log = reader.execute("select run_id, table_name, row_count, data_through from publish_log order by table_name").fetchall()
-    assert log == [("run1", "dim_customer", 3, dt.date(2025, 12, 31)), ("run1", "kpi", 1, dt.date(2025, 12, 31))]
+    log = reader.execute(
+        "select run_id, table_name, row_count, data_through from publish_log order by table_name"
+    ).fetchall()
+    assert log == [
+        ("run1", "dim_customer", 3, dt.date(2025, 12, 31)),
+        ("run1", "kpi", 1, dt.date(2025, 12, 31)),
+    ]
     reader.close()
-    assert duckdb.connect().execute(f"select count(*) from '{paths.published_parquet}/dim_customer.parquet'").fetchone()[0] == 3
+    assert (
+        duckdb.connect()
+        .execute(f"select count(*) from '{paths.published_parquet}/dim_customer.parquet'")
+        .fetchone()[0]
+        == 3
+    )
 
 
 def test_reader_with_old_file_open_keeps_consistent_view(tmp_path):
@@ -69,8 +88,15 @@ def test_failed_publication_leaves_previous_one_untouched(tmp_path):
     before = _sha(paths.published_db)
     parquet_before = _sha(paths.published_parquet / "dim_customer.parquet")
     with pytest.raises(duckdb.CatalogException):
-        publish_marts(con, paths, "run2", ["dim_customer", "missing_mart"],
-                      data_through=None, git_revision="abc", config_hash="cfg")
+        publish_marts(
+            con,
+            paths,
+            "run2",
+            ["dim_customer", "missing_mart"],
+            data_through=None,
+            git_revision="abc",
+            config_hash="cfg",
+        )
     assert _sha(paths.published_db) == before
     assert _sha(paths.published_parquet / "dim_customer.parquet") == parquet_before
     assert not list(paths.published.glob(".analytics.*"))  # no half-written leftovers
@@ -86,7 +112,9 @@ def test_published_file_is_readable_in_a_separate_process_read_only(tmp_path):
     con = _warehouse(tmp_path, 5)
     _publish(con, paths, "run1")
     con.close()
-    code = (f"import duckdb; c = duckdb.connect({str(paths.published_db)!r}, read_only=True);"
-            "print(c.execute('select count(*) from dim_customer').fetchone()[0])")
+    code = (
+        f"import duckdb; c = duckdb.connect({str(paths.published_db)!r}, read_only=True);"
+        "print(c.execute('select count(*) from dim_customer').fetchone()[0])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "5"
