@@ -18,7 +18,13 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@$(BIN)/pip install --quiet -e '.[dev]' > $(VENV)/pip-install.log 2>&1 || { tail -50 $(VENV)/pip-install.log; exit 1; }
 	@touch $@
 
-install: $(VENV)/.installed
+# A DuckDB 1.x beside the stack, only to prove that BI tools bundling an older DuckDB can read
+# the published file (tests/test_publish.py).
+$(VENV)/duckdb1/.installed: | $(BIN)/python
+	@$(BIN)/pip install --quiet --target $(VENV)/duckdb1 'duckdb>=1.4,<2' > $(VENV)/pip-duckdb1.log 2>&1 || { tail -20 $(VENV)/pip-duckdb1.log; exit 1; }
+	@touch $@
+
+install: $(VENV)/.installed $(VENV)/duckdb1/.installed
 
 demo: install
 	$(BIN)/segments demo --home $(SEGMENTS_HOME)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -118,3 +120,27 @@ def test_published_file_is_readable_in_a_separate_process_read_only(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "5"
+
+
+def test_published_file_opens_in_duckdb_1x(tmp_path):
+    """BI drivers often bundle DuckDB 1.x: the published file must be in a storage version they read."""
+    duckdb1 = Path(sys.executable).parent.parent / "duckdb1"
+    assert duckdb1.exists(), "`make install` puts DuckDB 1.x in .venv/duckdb1 for this test"
+    paths = HomePaths(tmp_path)
+    con = _warehouse(tmp_path, 4)
+    _publish(con, paths, "run1")
+    con.close()
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True);"
+        "print(duckdb.__version__, c.execute('select count(*) from dim_customer').fetchone()[0])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(duckdb1)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(paths.published_db)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    version, count = out.stdout.split()
+    assert version.startswith("1.") and count == "4"
