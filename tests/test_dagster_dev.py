@@ -82,7 +82,7 @@ def test_dagster_dev_shows_the_asset_graph_by_stage(dagster_dev):
     nodes = _wait_for_assets(url, log)
     keys = {"/".join(n["assetKey"]["path"]): n for n in nodes}
     assert "raw/crm__accounts" in keys and "raw/erp__order_lines" in keys
-    assert "stg_crm__accounts" in keys and "dim_customer" in keys
+    assert "staging/stg_crm__accounts" in keys and "marts/dim_customer" in keys
     assert "identity/customer_source_map" in keys and "published/analytics" in keys
     groups = {n["groupName"] for n in nodes}
     assert {"ingest", "staging", "identity", "marts", "publish"} <= groups

@@ -36,9 +36,13 @@ def raw_asset_key(entity: str) -> AssetKey:
 def _build_ingest_asset(entity: str) -> AssetsDefinition:
     key = raw_asset_key(entity)
 
-    @asset(key=key, group_name="ingest", kinds={"duckdb"},
-           description=f"Every extract of `{entity}` in the landing folder, typed, with file and line "
-                       "lineage; rows that break the contract go to raw.rejects.")
+    @asset(
+        key=key,
+        group_name="ingest",
+        kinds={"duckdb"},
+        description=f"Every extract of `{entity}` in the landing folder, typed, with file and line "
+        "lineage; rows that break the contract go to raw.rejects.",
+    )
     def _ingest(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         with warehouse.connect() as con:
             result = ingest_entity(con, landing_folder(warehouse), entity, context.run_id)
@@ -55,9 +59,15 @@ def _build_reject_share_check(entity: str):
     max_share = settings().ingest.max_rejected_share
     blocking = settings().severity_of("rejected_rows_share") == "error"
 
-    @asset_check(asset=key, name="rejected_share_within_threshold", blocking=blocking,
-                 description=f"At most {max_share:.0%} of {entity} rows rejected; more stops publication.")
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    @asset_check(
+        asset=key,
+        name="rejected_share_within_threshold",
+        blocking=blocking,
+        description=f"At most {max_share:.0%} of {entity} rows rejected; more stops publication.",
+    )
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> AssetCheckResult:
         with warehouse.connect() as con:
             read, rejected = con.execute(
                 """select coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0)
@@ -68,10 +78,15 @@ def _build_reject_share_check(entity: str):
         return AssetCheckResult(
             passed=share <= max_share,
             severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-            metadata={"rows_read": int(read), "rows_rejected": int(rejected),
-                      "rejected_share": float(share), "threshold": max_share},
-            description=None if share <= max_share else
-            f"{rejected} of {read} rows of {entity} rejected ({share:.1%} > {max_share:.0%}): "
+            metadata={
+                "rows_read": int(read),
+                "rows_rejected": int(rejected),
+                "rejected_share": float(share),
+                "threshold": max_share,
+            },
+            description=None
+            if share <= max_share
+            else f"{rejected} of {read} rows of {entity} rejected ({share:.1%} > {max_share:.0%}): "
             "see the steward queue (kind rejected_row).",
         )
 
@@ -83,10 +98,16 @@ def _build_rejected_files_check(entity: str):
     system, name = entity.split("/")
     blocking = settings().severity_of("rejected_file") == "error"
 
-    @asset_check(asset=key, name="no_rejected_files", blocking=blocking,
-                 description="No extract file was rejected whole (missing required column, "
-                             "file name seen with different content).")
-    def _check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    @asset_check(
+        asset=key,
+        name="no_rejected_files",
+        blocking=blocking,
+        description="No extract file was rejected whole (missing required column, "
+        "file name seen with different content).",
+    )
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> AssetCheckResult:
         with warehouse.connect() as con:
             rows = con.execute(
                 """select source_file, message from raw.ingest_findings
@@ -106,4 +127,6 @@ def _build_rejected_files_check(entity: str):
 
 ENTITIES = list(load_contract().entities)
 ingest_assets = [_build_ingest_asset(e) for e in ENTITIES]
-ingest_checks = [c for e in ENTITIES for c in (_build_reject_share_check(e), _build_rejected_files_check(e))]
+ingest_checks = [
+    c for e in ENTITIES for c in (_build_reject_share_check(e), _build_rejected_files_check(e))
+]

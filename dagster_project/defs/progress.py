@@ -29,15 +29,19 @@ class _ProgressHandler(logging.Handler):
             evaluation = event.event_specific_data
             if not evaluation.passed:
                 key = "/".join(evaluation.asset_key.path)
-                print(f"  ! check failed: {key} {evaluation.check_name}", file=sys.stderr, flush=True)
+                print(
+                    f"  ! check failed: {key} {evaluation.check_name}", file=sys.stderr, flush=True
+                )
             return
         took = time.monotonic() - self._started.pop(step, time.monotonic())
         status = "ok" if kind == "STEP_SUCCESS" else "FAILED"
         print(f"  {status:6} {step:45} {took:6.1f}s", file=sys.stderr, flush=True)
 
 
-@logger(config_schema={"log_level": Field(str, is_required=False, default_value="INFO")},
-        description="One line per finished step (used by `segments run`).")
+@logger(
+    config_schema={"log_level": Field(str, is_required=False, default_value="INFO")},
+    description="One line per finished step (used by `segments run`).",
+)
 def progress_logger(init_context) -> logging.Logger:
     log = logging.getLogger("segments.progress")
     log.setLevel(logging.DEBUG)

@@ -13,22 +13,34 @@ from dagster_project.settings import settings
 PUBLISHED_TABLES = settings().publish.tables
 
 
-@asset(key=AssetKey(["published", "analytics"]), group_name="publish",
-       deps=[AssetKey(t) for t in PUBLISHED_TABLES], kinds={"duckdb", "parquet"},
-       description="published/analytics.duckdb (read-only for BI, DuckDB 1.x readable) and "
-                   "published/parquet/, swapped in atomically (write-audit-publish).")
-def published_analytics(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+@asset(
+    key=AssetKey(["published", "analytics"]),
+    group_name="publish",
+    deps=[AssetKey(t.split(".")) for t in PUBLISHED_TABLES],
+    kinds={"duckdb", "parquet"},
+    description="published/analytics.duckdb (read-only for BI, DuckDB 1.x readable) and "
+    "published/parquet/, swapped in atomically (write-audit-publish).",
+)
+def published_analytics(
+    context: AssetExecutionContext, warehouse: WarehouseResource
+) -> MaterializeResult:
     policy = settings().publish
     with warehouse.connect() as con:
         result = publish_marts(
-            con, warehouse.paths, context.run_id, PUBLISHED_TABLES,
+            con,
+            warehouse.paths,
+            context.run_id,
+            PUBLISHED_TABLES,
             data_through=as_of_for_run(con, context.run_id),
-            git_revision=git_revision(), config_hash=config_hash(),
+            git_revision=git_revision(),
+            config_hash=config_hash(),
             storage_version=policy.storage_version,
             keep_parquet_generations=policy.keep_parquet_generations,
         )
-    return MaterializeResult(metadata={
-        "analytics_file": str(result.analytics_file),
-        "parquet_dir": str(result.parquet_dir),
-        **{f"rows.{t}": n for t, n in result.row_counts.items()},
-    })
+    return MaterializeResult(
+        metadata={
+            "analytics_file": str(result.analytics_file),
+            "parquet_dir": str(result.parquet_dir),
+            **{f"rows.{t}": n for t, n in result.row_counts.items()},
+        }
+    )

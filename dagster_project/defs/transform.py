@@ -30,7 +30,7 @@ class DbtBuildConfig(Config):
 
 
 def _build_args(as_of) -> list[str]:
-    return ["build", "--vars", json.dumps({"as_of": as_of.isoformat() if as_of else None})]
+    return ["build", "--vars", json.dumps({"as_of_date": as_of.isoformat() if as_of else None})]
 
 
 @dbt_assets(
@@ -61,7 +61,9 @@ def dbt_staging_and_facts(
     exclude=EXCLUDE_ALWAYS,
     name="dbt_customer_marts",
 )
-def dbt_customer_marts(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def dbt_customer_marts(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
     with warehouse.connect() as con:
         as_of = as_of_for_run(con, context.run_id)
     yield from dbt.cli(_build_args(as_of), context=context).stream()

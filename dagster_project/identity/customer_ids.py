@@ -37,14 +37,18 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
     known.index = records.index
     votes = (
         known.dropna(subset=["customer_id"])
-        .groupby(["cluster", "customer_id"]).size().rename("n").reset_index()
+        .groupby(["cluster", "customer_id"])
+        .size()
+        .rename("n")
+        .reset_index()
         .sort_values(["n", "customer_id"], ascending=[False, True])
     )
     cluster_size = records.groupby("cluster").size()
     votes["cluster_size"] = votes["cluster"].map(cluster_size)
     # Each old id goes to the cluster holding most of its records (then the larger cluster).
-    votes = votes.sort_values(["customer_id", "n", "cluster_size", "cluster"],
-                              ascending=[True, False, False, True])
+    votes = votes.sort_values(
+        ["customer_id", "n", "cluster_size", "cluster"], ascending=[True, False, False, True]
+    )
     votes = votes.drop_duplicates("customer_id")
     votes = votes.sort_values(["cluster", "n", "customer_id"], ascending=[True, False, True])
     kept = votes.drop_duplicates("cluster").set_index("cluster")["customer_id"]
@@ -52,10 +56,14 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
     anchors = (
         records.assign(system_rank=(records["source_system"] != "erp").astype(int))
         .sort_values(["cluster", "system_rank", "source_id"])
-        .drop_duplicates("cluster").set_index("cluster")
+        .drop_duplicates("cluster")
+        .set_index("cluster")
     )
     new_ids = pd.Series(
-        [anchor_customer_id(s, i) for s, i in zip(anchors["source_system"], anchors["source_id"], strict=True)],
+        [
+            anchor_customer_id(s, i)
+            for s, i in zip(anchors["source_system"], anchors["source_id"], strict=True)
+        ],
         index=anchors.index,
     )
     taken = set(kept.values)

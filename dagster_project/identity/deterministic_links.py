@@ -20,12 +20,12 @@ from dagster_project.identity.customer_ids import REGISTRY_DDL, assign_customer_
 MIN_VAT_LENGTH = 8
 
 SOURCE_RECORDS_SQL = """
-select 'crm' as source_system, account_id as source_id, vat_id_normalized as vat,
-       erp_customer_number_normalized as erp_link
-from main.stg_crm__accounts
+select 'crm' as source_system, account_id as source_id, vat_id as vat,
+       erp_customer_number as erp_link
+from staging.stg_crm__accounts
 union all
-select 'erp', customer_number, vat_number_normalized, null
-from main.stg_erp__customers
+select 'erp', customer_number, vat_id, null
+from staging.stg_erp__customers
 """
 
 # Edges as pairs of record positions; method says which evidence made the link.
@@ -50,8 +50,10 @@ def link_records(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     con.execute(REGISTRY_DDL)
     con.execute(f"create or replace temp table source_records as {SOURCE_RECORDS_SQL}")
     # Keep the order stable: positions are row numbers of this ordered table.
-    con.execute("create or replace temp table source_records as "
-                "select * from source_records order by source_system, source_id")
+    con.execute(
+        "create or replace temp table source_records as "
+        "select * from source_records order by source_system, source_id"
+    )
     records = con.execute("select source_system, source_id from source_records").df()
     edges = con.execute(EDGES_SQL).df()
 
@@ -65,25 +67,44 @@ def link_records(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
 
     # Per record: the strongest evidence that tied it to its cluster.
     method_rank = {"erp_link": 0, "vat": 1}
-    touched = pd.concat([edges[["a", "method"]].rename(columns={"a": "pos"}),
-                         edges[["b", "method"]].rename(columns={"b": "pos"})])
+    touched = pd.concat(
+        [
+            edges[["a", "method"]].rename(columns={"a": "pos"}),
+            edges[["b", "method"]].rename(columns={"b": "pos"}),
+        ]
+    )
     touched["rank"] = touched["method"].map(method_rank)
     best = touched.sort_values("rank").drop_duplicates("pos").set_index("pos")["method"]
-    records["match_method"] = pd.Series(records.index.map(best), index=records.index).fillna("singleton")
+    records["match_method"] = pd.Series(records.index.map(best), index=records.index).fillna(
+        "singleton"
+    )
     records["match_probability"] = 1.0  # deterministic evidence (singletons: certain of themselves)
 
     registry = con.execute(
         "select source_system, source_id, customer_id from identity.customer_id_registry"
     ).df()
     records["customer_id"] = assign_customer_ids(records, registry)
-    anchors = records.assign(system_rank=(records["source_system"] != "erp").astype(int)) \
-        .sort_values(["cluster", "system_rank", "source_id"]).drop_duplicates("cluster")
+    anchors = (
+        records.assign(system_rank=(records["source_system"] != "erp").astype(int))
+        .sort_values(["cluster", "system_rank", "source_id"])
+        .drop_duplicates("cluster")
+    )
     records["is_anchor"] = records.index.isin(anchors.index)
 
-    result = records[["source_system", "source_id", "customer_id", "match_method",
-                      "match_probability", "is_anchor"]]
+    result = records[
+        [
+            "source_system",
+            "source_id",
+            "customer_id",
+            "match_method",
+            "match_probability",
+            "is_anchor",
+        ]
+    ]
     con.register("linked_records", result)
-    con.execute("create or replace table identity.customer_source_map as select * from linked_records")
+    con.execute(
+        "create or replace table identity.customer_source_map as select * from linked_records"
+    )
     con.execute(
         """insert into identity.customer_id_registry
            select source_system, source_id, customer_id, ? from linked_records

@@ -40,6 +40,17 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _qualified(source: str) -> str:
+    """'marts.dim_customer' -> '"marts"."dim_customer"'; a bare name means the main schema."""
+    schema, _, table = source.rpartition(".")
+    return f"{_quote(schema or 'main')}.{_quote(table)}"
+
+
+def published_name(source: str) -> str:
+    """BI sees every table under its own name in the published file's main schema."""
+    return source.rpartition(".")[2]
+
+
 def _ensure_publish_log(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists publish")
     con.execute(
@@ -61,7 +72,7 @@ def publish_marts(
     storage_version: str = "v1.2.0",
     keep_parquet_generations: int = 2,
 ) -> PublishResult:
-    """Copy `tables` from the warehouse (main schema) into a new publication and swap it in."""
+    """Copy `tables` ('schema.table' in the warehouse) into a new publication and swap it in."""
     published_at = dt.datetime.now(dt.UTC)
     paths.published.mkdir(parents=True, exist_ok=True)
     staging_file = paths.published / f".analytics.{run_id}.duckdb"
@@ -70,19 +81,24 @@ def publish_marts(
 
     # Write: a new file, never the one readers have open.
     row_counts: dict[str, int] = {}
-    con.execute(
-        f"attach '{staging_file}' as pub (storage_version '{storage_version}')"
-    )
+    con.execute(f"attach '{staging_file}' as pub (storage_version '{storage_version}')")
     try:
-        for table in tables:
-            con.execute(f"create table pub.main.{_quote(table)} as select * from main.{_quote(table)}")
-            row_counts[table] = con.execute(f"select count(*) from main.{_quote(table)}").fetchone()[0]
+        for source in tables:
+            table = published_name(source)
+            con.execute(
+                f"create table pub.main.{_quote(table)} as select * from {_qualified(source)}"
+            )
+            row_counts[table] = con.execute(
+                f"select count(*) from {_qualified(source)}"
+            ).fetchone()[0]
         new_log_rows = [
             (run_id, published_at, git_revision, config_hash, data_through, table, n)
             for table, n in row_counts.items()
         ]
         con.execute(f"create table pub.main.publish_log as select * from {PUBLISH_LOG_TABLE}")
-        con.executemany("insert into pub.main.publish_log values (?, ?, ?, ?, ?, ?, ?)", new_log_rows)
+        con.executemany(
+            "insert into pub.main.publish_log values (?, ?, ?, ?, ?, ?, ?)", new_log_rows
+        )
 
         # Audit: the copy must match the warehouse before anyone can see it.
         for table, expected in row_counts.items():
@@ -94,7 +110,7 @@ def publish_marts(
         if parquet_dir.exists():
             shutil.rmtree(parquet_dir)
         parquet_dir.mkdir(parents=True)
-        for table in [*tables, "publish_log"]:
+        for table in [*row_counts, "publish_log"]:
             target = parquet_dir / f"{table}.parquet"
             con.execute(
                 f"copy pub.main.{_quote(table)} to '{target}' (format parquet, compression zstd)"
@@ -109,7 +125,9 @@ def publish_marts(
     os.replace(staging_file, paths.published_db)
     _swap_symlink(paths.published_parquet, parquet_dir)
     con.executemany(f"insert into {PUBLISH_LOG_TABLE} values (?, ?, ?, ?, ?, ?, ?)", new_log_rows)
-    _prune_parquet_generations(paths.published / "parquet-runs", parquet_dir, keep_parquet_generations)
+    _prune_parquet_generations(
+        paths.published / "parquet-runs", parquet_dir, keep_parquet_generations
+    )
     return PublishResult(run_id, published_at, row_counts, paths.published_db, parquet_dir)
 
 

@@ -15,9 +15,23 @@ import duckdb
 from dagster_project.settings import settings
 
 QUEUE_COLUMNS = [
-    "finding_id", "kind", "severity", "source_system", "entity", "source_file", "line",
-    "record_key", "column_name", "rule", "observed_value", "customers_affected",
-    "revenue_eur_affected", "first_seen_run", "last_seen_run", "status", "message",
+    "finding_id",
+    "kind",
+    "severity",
+    "source_system",
+    "entity",
+    "source_file",
+    "line",
+    "record_key",
+    "column_name",
+    "rule",
+    "observed_value",
+    "customers_affected",
+    "revenue_eur_affected",
+    "first_seen_run",
+    "last_seen_run",
+    "status",
+    "message",
 ]
 
 
@@ -58,17 +72,21 @@ def _findings_sql(tables: set[str]) -> str:
             where run_id = (select max_by(run_id, loaded_at) from raw.load_log)
                or kind in ('rejected_file', 'file_name_conflict')""")
     if not branches:
-        return "select " + ", ".join(
-            f"cast(null as varchar) as {c}" for c in
-            ["kind", "severity", "source_system", "entity", "source_file"]
-        ) + ", null::bigint as line, null::varchar as record_key, null::varchar as column_name," \
-            " null::varchar as rule, null::varchar as observed_value, null::bigint as customers_affected," \
+        return (
+            "select "
+            + ", ".join(
+                f"cast(null as varchar) as {c}"
+                for c in ["kind", "severity", "source_system", "entity", "source_file"]
+            )
+            + ", null::bigint as line, null::varchar as record_key, null::varchar as column_name,"
+            " null::varchar as rule, null::varchar as observed_value, null::bigint as customers_affected,"
             " null::double as revenue_eur_affected, null::varchar as message where false"
+        )
     return " union all by name ".join(f"({b})" for b in branches)
 
 
 def build_steward_queue(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """(Re)build main.steward_queue for this run; returns the number of open findings."""
+    """(Re)build steward.steward_queue for this run; returns the number of open findings."""
     con.execute("create schema if not exists steward")
     con.execute(
         """create table if not exists steward.finding_history (
@@ -95,12 +113,14 @@ def build_steward_queue(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         where status = 'open' and finding_id not in (select finding_id from current_findings)"""
     )
     con.execute(
-        f"""create or replace table main.steward_queue as
+        f"""create or replace table steward.steward_queue as
         select {", ".join("f." + c if c not in ("first_seen_run", "last_seen_run", "status") else "h." + c for c in QUEUE_COLUMNS)}
         from current_findings f join steward.finding_history h using (finding_id)
         order by severity, kind, source_file, line, column_name"""
     )
-    return con.execute("select count(*) from main.steward_queue where status = 'open'").fetchone()[0]
+    return con.execute(
+        "select count(*) from steward.steward_queue where status = 'open'"
+    ).fetchone()[0]
 
 
 def write_steward_files(con: duckdb.DuckDBPyConnection, steward_dir: Path) -> dict[str, Path]:
@@ -110,7 +130,7 @@ def write_steward_files(con: duckdb.DuckDBPyConnection, steward_dir: Path) -> di
     for fmt, options in (("csv", "format csv, header true"), ("parquet", "format parquet")):
         final = steward_dir / f"steward_queue.{fmt}"
         tmp = steward_dir / f".steward_queue.{fmt}.tmp"
-        con.execute(f"copy main.steward_queue to '{tmp}' ({options})")
+        con.execute(f"copy steward.steward_queue to '{tmp}' ({options})")
         tmp.replace(final)
         out[fmt] = final
     return out
@@ -119,7 +139,7 @@ def write_steward_files(con: duckdb.DuckDBPyConnection, steward_dir: Path) -> di
 def summarize_queue(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int]]:
     """(severity, kind, count) of open findings, errors first: for the CLI's closing lines."""
     return con.execute(
-        """select severity, kind, count(*) from main.steward_queue where status = 'open'
+        """select severity, kind, count(*) from steward.steward_queue where status = 'open'
         group by all order by severity, count(*) desc"""
     ).fetchall()
 
