@@ -1,0 +1,65 @@
+{# Small cleaning rules shared by the staging models. #}
+
+{# Trimmed text, empty -> null (raw keeps strings exactly as in the file). #}
+{% macro clean_text(column) -%}
+    nullif(trim({{ column }}), '')
+{%- endmacro %}
+
+
+{#
+    The key a country as typed is looked up by in seeds/country_codes.csv: upper case,
+    trimmed, without dots, so that "U.S.A.", " usa " and "USA" meet the same seed row.
+#}
+{% macro country_lookup_key(column) -%}
+    nullif(replace(upper(trim({{ column }})), '.', ''), '')
+{%- endmacro %}
+
+
+{#
+    A VAT id in one spelling: upper case, without spaces, dashes, dots or slashes, and with
+    the country prefix (`vat_prefix`, e.g. FI, or EL for Greece) added when the id starts
+    with a digit. Ids that already carry a two-letter prefix are kept as they are.
+#}
+{% macro normalize_vat_id(vat_column, vat_prefix_column) -%}
+    {%- set compact = "upper(" ~ segments.regex_replace_all(vat_column, "[[:space:]./-]", "") ~ ")" -%}
+    case
+        when nullif({{ compact }}, '') is null then null
+        when {{ segments.regex_matches(compact, "^[A-Z]{2}") }} then {{ compact }}
+        when {{ vat_prefix_column }} is not null then {{ dbt.concat([vat_prefix_column, compact]) }}
+        else {{ compact }}
+    end
+{%- endmacro %}
+
+
+{#
+    The bare host name of a website as sales typed it ("https://www.Example.fi/en" ->
+    "example.fi"): a match key beside names and VAT ids.
+#}
+{% macro normalize_web_domain(column) -%}
+    {%- set lowered = "lower(trim(" ~ column ~ "))" -%}
+    {%- set without_scheme = segments.regex_replace_all(lowered, "^[a-z][a-z0-9+.-]*://", "") -%}
+    {%- set without_www = segments.regex_replace_all(without_scheme, "^www[.]", "") -%}
+    nullif({{ segments.regex_replace_all(without_www, "[/:?#].*$", "") }}, '')
+{%- endmacro %}
+
+
+{# Events after the run's as-of date (var as_of_date) are ignored; no cut-off when unset. #}
+{% macro is_within_as_of(date_column) -%}
+    {%- if var('as_of_date', none) -%}
+        {{ date_column }} <= cast('{{ var("as_of_date") }}' as date)
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+
+{# Money in the marts: exact decimals, 4 places like the raw layer. #}
+{% macro to_money(expression) -%}
+    cast({{ expression }} as decimal(18, 4))
+{%- endmacro %}
+
+
+{# First day of the date's month, as a date. #}
+{% macro month_start(date_column) -%}
+    cast({{ dbt.date_trunc('month', date_column) }} as date)
+{%- endmacro %}
