@@ -34,7 +34,7 @@ def data_through(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     ]
     if not parts:
         return None
-    return con.execute(f"select max(d) from ({' union all '.join(parts)})").fetchone()[0]
+    return con.execute(f"select max(d) from ({' union all '.join(parts)})").fetchall()[0][0]
 
 
 def resolve_as_of(con: duckdb.DuckDBPyConnection, given: str | dt.date | None) -> dt.date | None:

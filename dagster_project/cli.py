@@ -27,10 +27,13 @@ def _say(quiet: bool, message: str) -> None:
 
 def _home_option(f):
     return click.option(
-        "--home", type=click.Path(file_okay=False, path_type=Path), envvar="SEGMENTS_HOME",
-        default="./data", show_default=True,
+        "--home",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="SEGMENTS_HOME",
+        default="./data",
+        show_default=True,
         help="Folder for landing/, the warehouse, published/, steward/ and the Dagster instance "
-             "(env SEGMENTS_HOME).",
+        "(env SEGMENTS_HOME).",
     )(f)
 
 
@@ -49,35 +52,75 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Landing folder to write (DIR/crm/..., DIR/erp/...).")
-@click.option("--truth", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the ground truth goes (default: a 'truth' folder beside --out).")
-@click.option("--customers", type=click.IntRange(min=10), default=DEFAULT_DEMO_CUSTOMERS,
-              show_default=True, help="Number of real companies.")
-@click.option("--years", type=click.IntRange(1, 20), default=5, show_default=True,
-              help="Years of history, ending 2025-12-31.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Landing folder to write (DIR/crm/..., DIR/erp/...).",
+)
+@click.option(
+    "--truth",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the ground truth goes (default: a 'truth' folder beside --out).",
+)
+@click.option(
+    "--customers",
+    type=click.IntRange(min=10),
+    default=DEFAULT_DEMO_CUSTOMERS,
+    show_default=True,
+    help="Number of real companies.",
+)
+@click.option(
+    "--years",
+    type=click.IntRange(1, 20),
+    default=5,
+    show_default=True,
+    help="Years of history, ending 2025-12-31.",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same bytes.")
 @click.option("--quiet", is_flag=True, help="Print nothing but errors.")
-def generate(out: Path, truth: Path | None, customers: int, years: int, seed: int, quiet: bool) -> None:
+def generate(
+    out: Path, truth: Path | None, customers: int, years: int, seed: int, quiet: bool
+) -> None:
     """Write a deterministic demo landing folder plus its ground truth (kept apart)."""
     from dagster_project.generate import generate as generate_data
 
     truth = truth or out.parent / "truth"
     started = time.monotonic()
-    summary = generate_data(out, truth, customers=customers, years=years, seed=seed,
-                            progress=None if quiet else lambda m: _say(False, f"  {m}"))
-    _say(quiet, f"generated {summary} in {time.monotonic() - started:.1f}s\n"
-                f"  landing: {out}\n  truth:   {truth}")
+    summary = generate_data(
+        out,
+        truth,
+        customers=customers,
+        years=years,
+        seed=seed,
+        progress=None if quiet else lambda m: _say(False, f"  {m}"),
+    )
+    _say(
+        quiet,
+        f"generated {summary} in {time.monotonic() - started:.1f}s\n"
+        f"  landing: {out}\n  truth:   {truth}",
+    )
 
 
 @main.command()
-@click.option("--landing", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              default=None, help="Landing folder to ingest (default: <home>/landing).")
+@click.option(
+    "--landing",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Landing folder to ingest (default: <home>/landing).",
+)
 @_home_option
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="Ignore events after this date (default: newest event in the landed data).")
-@click.option("--quiet", is_flag=True, help="No progress lines (for schedulers); errors still print.")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Ignore events after this date (default: newest event in the landed data).",
+)
+@click.option(
+    "--quiet", is_flag=True, help="No progress lines (for schedulers); errors still print."
+)
 def run(landing: Path | None, home: Path, as_of: dt.datetime | None, quiet: bool) -> None:
     """Materialise everything and publish (write-audit-publish)."""
     sys.exit(run_pipeline(home, landing, as_of.date() if as_of else None, quiet))
@@ -85,8 +128,9 @@ def run(landing: Path | None, home: Path, as_of: dt.datetime | None, quiet: bool
 
 @main.command()
 @_home_option
-@click.option("--customers", type=click.IntRange(min=10), default=DEFAULT_DEMO_CUSTOMERS,
-              show_default=True)
+@click.option(
+    "--customers", type=click.IntRange(min=10), default=DEFAULT_DEMO_CUSTOMERS, show_default=True
+)
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--quiet", is_flag=True)
 def demo(home: Path, customers: int, seed: int, quiet: bool) -> None:
@@ -101,11 +145,14 @@ def demo(home: Path, customers: int, seed: int, quiet: bool) -> None:
         _say(quiet, f"using the demo data already in {paths.landing}")
     code = run_pipeline(paths.home, None, None, quiet)
     if code == EXIT_OK:
-        _say(quiet, "\nNext:\n"
-                    f"  duckdb -readonly {paths.published_db}   (or any BI tool, read-only)\n"
-                    f"  parquet exports:  {paths.published_parquet}/\n"
-                    f"  steward queue:    {paths.steward}/steward_queue.csv\n"
-                    f"  Dagster UI:       make ui   (SEGMENTS_HOME={paths.home})")
+        _say(
+            quiet,
+            "\nNext:\n"
+            f"  duckdb -readonly {paths.published_db}   (or any BI tool, read-only)\n"
+            f"  parquet exports:  {paths.published_parquet}/\n"
+            f"  steward queue:    {paths.steward}/steward_queue.csv\n"
+            f"  Dagster UI:       make ui   (SEGMENTS_HOME={paths.home})",
+        )
     sys.exit(code)
 
 
@@ -114,8 +161,11 @@ def run_pipeline(home: Path, landing: Path | None, as_of: dt.date | None, quiet:
     paths = HomePaths(home.resolve()).ensure()
     landing = (landing or paths.landing).resolve()
     if not landing.exists():
-        click.echo(f"error: landing folder {landing} does not exist "
-                   "(write one with `segments generate --out DIR`)", err=True)
+        click.echo(
+            f"error: landing folder {landing} does not exist "
+            "(write one with `segments generate --out DIR`)",
+            err=True,
+        )
         return EXIT_USAGE
     os.environ["SEGMENTS_HOME"] = str(paths.home)
     os.environ["SEGMENTS_LANDING"] = str(landing)
@@ -155,29 +205,44 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     n_open, queue_dir = _write_steward_queue(paths, result.run_id)
     took = time.monotonic() - started
     if result.success:
-        _say(quiet, f"published in {took:.0f}s: {paths.published_db}\n"
-                    f"steward queue: {n_open} open findings in {queue_dir}")
+        _say(
+            quiet,
+            f"published in {took:.0f}s: {paths.published_db}\n"
+            f"steward queue: {n_open} open findings in {queue_dir}",
+        )
         return EXIT_OK
 
     failed_checks = [
-        e for e in result.get_asset_check_evaluations()
+        e
+        for e in result.get_asset_check_evaluations()
         if not e.passed and e.severity.value == "ERROR"
     ]
     if failed_checks:
-        lines = [f"  - {'/'.join(e.asset_key.path)}: {e.check_name}"
-                 + (f": {e.description}" if e.description else "") for e in failed_checks[:10]]
+        lines = [
+            f"  - {'/'.join(e.asset_key.path)}: {e.check_name}"
+            + (f": {e.description}" if e.description else "")
+            for e in failed_checks[:10]
+        ]
         click.echo(
             "BLOCKED: a blocking quality gate failed, so nothing was published "
-            f"(the previous publication in {paths.published} is untouched).\n" + "\n".join(lines)
+            f"(the previous publication in {paths.published} is untouched).\n"
+            + "\n".join(lines)
             + f"\nSteward queue: {n_open} open findings in {queue_dir}/steward_queue.csv "
-              "(`segments review` when available).", err=True)
+            "(`segments review` when available).",
+            err=True,
+        )
         return EXIT_BLOCKED
     failures = [e for e in result.all_events if e.is_step_failure]
     for event in failures[:3]:
         error = event.step_failure_data.error
-        click.echo(f"error in {event.step_key}: {error.message.strip() if error else 'unknown'}", err=True)
-    click.echo(f"run {result.run_id} failed; nothing was published. Full log: "
-               f"DAGSTER_HOME={paths.dagster_home} dagster dev -w workspace.yaml", err=True)
+        click.echo(
+            f"error in {event.step_key}: {error.message.strip() if error else 'unknown'}", err=True
+        )
+    click.echo(
+        f"run {result.run_id} failed; nothing was published. Full log: "
+        f"DAGSTER_HOME={paths.dagster_home} dagster dev -w workspace.yaml",
+        err=True,
+    )
     return EXIT_ERROR
 
 

@@ -4,9 +4,14 @@ would only re-import the definitions)."""
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
-from dagster._core.definitions.logger_definition import LoggerDefinition
-from dagster.loggers import colored_console_logger
+from dagster import (
+    AssetSelection,
+    Definitions,
+    LoggerDefinition,
+    colored_console_logger,
+    define_asset_job,
+    in_process_executor,
+)
 
 from dagster_project.defs.identity import customer_identity
 from dagster_project.defs.ingest import ingest_assets, ingest_checks
@@ -22,11 +27,20 @@ segments_job = define_asset_job(
     description="Ingest, transform, link, check and publish: everything `segments run` does.",
 )
 
-LOGGERS: dict[str, LoggerDefinition] = {"console": colored_console_logger, "progress": progress_logger}
+LOGGERS: dict[str, LoggerDefinition] = {
+    "console": colored_console_logger,
+    "progress": progress_logger,
+}
 
 defs = Definitions(
-    assets=[*ingest_assets, dbt_staging_and_facts, customer_identity, dbt_customer_marts,
-            steward_queue, published_analytics],
+    assets=[
+        *ingest_assets,
+        dbt_staging_and_facts,
+        customer_identity,
+        dbt_customer_marts,
+        steward_queue,
+        published_analytics,
+    ],
     asset_checks=ingest_checks,
     jobs=[segments_job],
     resources={"warehouse": warehouse_resource(), "dbt": dbt_resource()},

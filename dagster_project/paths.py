@@ -72,7 +72,13 @@ class HomePaths:
         return self.home / "bench"
 
     def ensure(self) -> HomePaths:
-        for folder in (self.home, self.published, self.steward, self.docs, self.reports,
-                       self.dagster_home):
+        for folder in (
+            self.home,
+            self.published,
+            self.steward,
+            self.docs,
+            self.reports,
+            self.dagster_home,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
         return self

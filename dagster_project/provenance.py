@@ -7,16 +7,30 @@ import subprocess
 
 from dagster_project.paths import PROJECT_ROOT, SEEDS_DIR
 
-CONFIG_DIRS = [SEEDS_DIR, PROJECT_ROOT / "dagster_project" / "config",
-               PROJECT_ROOT / "dagster_project" / "ingest"]
+CONFIG_DIRS = [
+    SEEDS_DIR,
+    PROJECT_ROOT / "dagster_project" / "config",
+    PROJECT_ROOT / "dagster_project" / "ingest",
+]
 
 
 def git_revision() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -13,7 +13,9 @@ def record_as_of(con: duckdb.DuckDBPyConnection, run_id: str, as_of: dt.date | N
         "create table if not exists meta.run_context (run_id varchar primary key, as_of date,"
         " recorded_at timestamptz default current_timestamp)"
     )
-    con.execute("insert or replace into meta.run_context (run_id, as_of) values (?, ?)", [run_id, as_of])
+    con.execute(
+        "insert or replace into meta.run_context (run_id, as_of) values (?, ?)", [run_id, as_of]
+    )
 
 
 def as_of_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dt.date | None:
@@ -22,7 +24,7 @@ def as_of_for_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dt.date | None
         row = con.execute(
             "select as_of from meta.run_context order by (run_id = ?) desc, recorded_at desc limit 1",
             [run_id],
-        ).fetchone()
+        ).fetchall()
     except duckdb.CatalogException:
         return None
-    return row[0] if row else None
+    return row[0][0] if row else None

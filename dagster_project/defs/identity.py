@@ -1,7 +1,5 @@
 """The identity step between dbt staging and the customer marts."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from dagster_project.identity.deterministic_links import link_records

@@ -1,8 +1,6 @@
 """One Dagster asset per contract entity (raw/<system>__<entity>), plus a blocking check each:
 the share of rejected rows must stay under the configured threshold (DESIGN.md severity policy)."""
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 
@@ -48,7 +46,7 @@ def _build_ingest_asset(entity: str) -> AssetsDefinition:
             result = ingest_entity(con, landing_folder(warehouse), entity, context.run_id)
         for finding in result.findings:
             context.log.warning(f"{entity}: {finding}")
-        return MaterializeResult(metadata=result.metadata())
+        return MaterializeResult(metadata=result.summary())
 
     return _ingest
 
@@ -73,7 +71,7 @@ def _build_reject_share_check(entity: str):
                 """select coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0)
                    from raw.load_log where source_system = ? and entity = ? and status = 'loaded'""",
                 [system, name],
-            ).fetchone()
+            ).fetchall()[0]
         share = rejected / read if read else 0.0
         return AssetCheckResult(
             passed=share <= max_share,

@@ -1,7 +1,5 @@
 """A quiet logger for the CLI: one line per finished stage instead of Dagster's full event log."""
 
-from __future__ import annotations
-
 import logging
 import sys
 import time

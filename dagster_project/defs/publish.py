@@ -1,7 +1,5 @@
 """Publication as the last asset: it only runs when everything upstream passed its blocking checks."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from dagster_project.provenance import config_hash, git_revision

@@ -1,7 +1,5 @@
 """The steward queue as an asset (it also gets written by the CLI when a run is blocked)."""
 
-from __future__ import annotations
-
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from dagster_project.defs.ingest import ENTITIES, raw_asset_key

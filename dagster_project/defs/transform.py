@@ -4,8 +4,6 @@ Two dbt asset definitions split the project around the Python identity step: eve
 does not depend on the identity map builds first, then everything downstream of it.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path

@@ -90,7 +90,7 @@ def publish_marts(
             )
             row_counts[table] = con.execute(
                 f"select count(*) from {_qualified(source)}"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         new_log_rows = [
             (run_id, published_at, git_revision, config_hash, data_through, table, n)
             for table, n in row_counts.items()
@@ -102,7 +102,7 @@ def publish_marts(
 
         # Audit: the copy must match the warehouse before anyone can see it.
         for table, expected in row_counts.items():
-            got = con.execute(f"select count(*) from pub.main.{_quote(table)}").fetchone()[0]
+            got = con.execute(f"select count(*) from pub.main.{_quote(table)}").fetchall()[0][0]
             if got != expected:
                 raise PublishAuditError(f"{table}: {got} rows published, {expected} in warehouse")
 

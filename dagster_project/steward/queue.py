@@ -120,7 +120,7 @@ def build_steward_queue(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     )
     return con.execute(
         "select count(*) from steward.steward_queue where status = 'open'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def write_steward_files(con: duckdb.DuckDBPyConnection, steward_dir: Path) -> dict[str, Path]:
