@@ -6,6 +6,7 @@ publication (the previous publication is untouched); 75 another run holds the wa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -200,7 +201,13 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     if as_of:
         run_config["ops"] = {"dbt_staging_and_facts": {"config": {"as_of": as_of.isoformat()}}}
     instance = DagsterInstance.get()
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    # dbt's own log goes to stdout: keep it in a file, so the terminal shows one line per stage.
+    log_file = paths.home / "logs" / "last_run.log"
+    log_file.parent.mkdir(exist_ok=True)
+    with open(log_file, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        result = job.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
 
     n_open, queue_dir = _write_steward_queue(paths, result.run_id)
     took = time.monotonic() - started
@@ -239,8 +246,8 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
             f"error in {event.step_key}: {error.message.strip() if error else 'unknown'}", err=True
         )
     click.echo(
-        f"run {result.run_id} failed; nothing was published. Full log: "
-        f"DAGSTER_HOME={paths.dagster_home} dagster dev -w workspace.yaml",
+        f"run {result.run_id} failed; nothing was published. Full log: {log_file}, "
+        f"or the run in the Dagster UI (make ui SEGMENTS_HOME={paths.home})",
         err=True,
     )
     return EXIT_ERROR

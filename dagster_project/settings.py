@@ -25,6 +25,11 @@ class DuckDBSettings(_Strict):
 
 class IngestSettings(_Strict):
     max_rejected_share: float = Field(0.02, ge=0, le=1)
+    tolerated_rejected_rows: int = Field(3, ge=0)
+
+    def rejected_share_blocks(self, rows_read: int, rows_rejected: int) -> bool:
+        share = rows_rejected / rows_read if rows_read else 0.0
+        return share > self.max_rejected_share and rows_rejected > self.tolerated_rejected_rows
 
 
 class PublishSettings(_Strict):

@@ -14,15 +14,23 @@ from dagster_project.ingest import load_contract
 from dagster_project.paths import DBT_PROJECT_DIR
 
 DBT = str(Path(sys.executable).with_name("dbt"))
-RAW_TYPES = {"str": "varchar", "int": "bigint", "dec": "decimal(18,4)", "date": "date",
-             "ts": "timestamptz", "bool": "boolean"}
+RAW_TYPES = {
+    "str": "varchar",
+    "int": "bigint",
+    "dec": "decimal(18,4)",
+    "date": "date",
+    "ts": "timestamptz",
+    "bool": "boolean",
+}
 
 
 def test_raw_sources_declare_exactly_the_contract_columns_and_types():
     sources = yaml.safe_load((DBT_PROJECT_DIR / "models/staging/_raw__sources.yml").read_text())
     raw = next(s for s in sources["sources"] if s["name"] == "raw")
-    declared = {t["name"]: {c["name"]: c.get("data_type", "").lower() for c in t["columns"]}
-                for t in raw["tables"]}
+    declared = {
+        t["name"]: {c["name"]: c.get("data_type", "").lower() for c in t["columns"]}
+        for t in raw["tables"]
+    }
     for entity, spec in load_contract().entities.items():
         table = entity.replace("/", "__")
         assert table in declared, f"source raw.{table} missing"
@@ -33,13 +41,35 @@ def test_raw_sources_declare_exactly_the_contract_columns_and_types():
 
 def test_dbt_build_with_unit_tests_passes_on_the_fixture_warehouse(tmp_path):
     warehouse = tmp_path / "fixture.duckdb"
-    env = {**os.environ, "SEGMENTS_WAREHOUSE": str(warehouse), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    subprocess.run([sys.executable, str(DBT_PROJECT_DIR / "dev/make_fixture_warehouse.py"), str(warehouse)],
-                   env=env, check=True, capture_output=True)
+    env = {
+        **os.environ,
+        "SEGMENTS_WAREHOUSE": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    subprocess.run(
+        [sys.executable, str(DBT_PROJECT_DIR / "dev/make_fixture_warehouse.py"), str(warehouse)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     target = tmp_path / "target"
     result = subprocess.run(
-        [DBT, "build", "--profiles-dir", ".", "--target-path", str(target), "--log-path", str(tmp_path)],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
+        [
+            DBT,
+            "build",
+            "--profiles-dir",
+            ".",
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(tmp_path),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-5000:]
     run_results = json.loads((target / "run_results.json").read_text())
     unit = [r for r in run_results["results"] if r["unique_id"].startswith("unit_test.")]

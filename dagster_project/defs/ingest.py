@@ -54,7 +54,8 @@ def _build_ingest_asset(entity: str) -> AssetsDefinition:
 def _build_reject_share_check(entity: str):
     key = raw_asset_key(entity)
     system, name = entity.split("/")
-    max_share = settings().ingest.max_rejected_share
+    policy = settings().ingest
+    max_share = policy.max_rejected_share
     blocking = settings().severity_of("rejected_rows_share") == "error"
 
     @asset_check(
@@ -73,8 +74,9 @@ def _build_reject_share_check(entity: str):
                 [system, name],
             ).fetchall()[0]
         share = rejected / read if read else 0.0
+        blocks = policy.rejected_share_blocks(int(read), int(rejected))
         return AssetCheckResult(
-            passed=share <= max_share,
+            passed=not blocks,
             severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
             metadata={
                 "rows_read": int(read),
@@ -83,7 +85,7 @@ def _build_reject_share_check(entity: str):
                 "threshold": max_share,
             },
             description=None
-            if share <= max_share
+            if not blocks
             else f"{rejected} of {read} rows of {entity} rejected ({share:.1%} > {max_share:.0%}): "
             "see the steward queue (kind rejected_row).",
         )
@@ -111,7 +113,7 @@ def _build_rejected_files_check(entity: str):
                 """select source_file, message from raw.ingest_findings
                    where source_system = ? and entity = ? and run_id = ?
                      and kind in ('rejected_file', 'file_name_conflict')""",
-                [system, name, context.run_id],
+                [system, name, context.run.run_id],
             ).fetchall()
         return AssetCheckResult(
             passed=not rows,

@@ -4,7 +4,7 @@ Two dbt asset definitions split the project around the Python identity step: eve
 does not depend on the identity map builds first, then everything downstream of it.
 """
 
-import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +28,10 @@ class DbtBuildConfig(Config):
 
 
 def _build_args(as_of) -> list[str]:
-    return ["build", "--vars", json.dumps({"as_of_date": as_of.isoformat() if as_of else None})]
+    # The as-of reaches dbt as an environment variable, not --vars: changed --vars force dbt
+    # to re-parse the whole project on every invocation (macro as_of_date in dbt_project/).
+    os.environ["SEGMENTS_AS_OF"] = as_of.isoformat() if as_of else ""
+    return ["build"]
 
 
 @dbt_assets(

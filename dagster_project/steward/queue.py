@@ -44,17 +44,19 @@ def _findings_sql(tables: set[str]) -> str:
     """Current findings of every stage, before run bookkeeping. Each stage adds a branch."""
     policy = settings()
     threshold = policy.ingest.max_rejected_share
+    tolerated = policy.ingest.tolerated_rejected_rows
     branches: list[str] = []
     if {"raw.rejects", "raw.load_log"} <= tables:
         # A rejected row is a warning unless its entity's rejected share is above the threshold.
         branches.append(f"""
             with shares as (
                 select source_system, entity,
-                       sum(rows_rejected)::double / nullif(sum(rows_read), 0) as share
+                       sum(rows_rejected)::double / nullif(sum(rows_read), 0) as share,
+                       sum(rows_rejected) as n_rejected
                 from raw.load_log where status = 'loaded' group by all
             )
             select 'rejected_row' as kind,
-                   case when s.share > {threshold} then '{policy.severity_of("rejected_rows_share")}'
+                   case when s.share > {threshold} and s.n_rejected > {tolerated} then '{policy.severity_of("rejected_rows_share")}'
                         else '{policy.severity_of("rejected_row")}' end as severity,
                    r.source_system, r.entity, r.source_file, r.line, r.record_key,
                    r.column_name, r.rule, r.observed_value,

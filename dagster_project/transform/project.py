@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -14,12 +15,22 @@ from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
 def set_dbt_environment(paths: HomePaths) -> None:
     """profiles.yml reads the warehouse path from the environment: one truth for where it is."""
     os.environ["SEGMENTS_WAREHOUSE"] = str(paths.warehouse)
+    _put_dbt_on_path()
+
+
+def _put_dbt_on_path() -> None:
+    """dagster-dbt looks for `dbt` on PATH: make it the one installed beside this interpreter
+    (`make ui`, cron or the tests may start us without the venv activated)."""
+    venv_bin = str(Path(sys.executable).parent)
+    if venv_bin not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 
 @cache
 def dbt_project() -> DbtProject:
     os.environ.setdefault("SEGMENTS_WAREHOUSE", str(HomePaths.from_env().warehouse))
+    _put_dbt_on_path()
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()  # only under `dagster dev`
     return project

@@ -102,7 +102,8 @@ select
     {{ to_money('signed_net_value * fx_eur_per_unit') }} as revenue_eur,
     {{ to_money('signed_cost_eur') }} as cost_eur,
     cost_basis,
-    {{ to_money('signed_net_value * fx_eur_per_unit - signed_cost_eur') }} as margin_eur,
+    -- rounded terms first, so that margin = revenue - cost holds exactly in every layer
+    {{ to_money(to_money('signed_net_value * fx_eur_per_unit') ~ ' - ' ~ to_money('signed_cost_eur')) }} as margin_eur,
     is_credit,
     has_order_header,
     is_stale_fx_rate,
