@@ -19,7 +19,7 @@ RAW_TYPES = {
     "int": "bigint",
     "dec": "decimal(18,4)",
     "date": "date",
-    "ts": "timestamptz",
+    "ts": "timestamp with time zone",
     "bool": "boolean",
 }
 

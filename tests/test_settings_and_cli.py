@@ -15,7 +15,7 @@ def test_shipped_settings_load():
     s = load_settings()
     assert 0 < s.ingest.max_rejected_share < 1
     assert s.severity_of("rejected_file") == "error"
-    assert "dim_customer" in s.publish.tables
+    assert "marts.dim_customer" in s.publish.tables
 
 
 def test_typo_in_settings_names_the_key(tmp_path):
