@@ -35,6 +35,36 @@ QUEUE_COLUMNS = [
 ]
 
 
+# The columns a stage's findings table must have (steward.findings__<stage>), with their types.
+FINDING_COLUMNS: dict[str, str] = {
+    "kind": "varchar",
+    "severity": "varchar",
+    "source_system": "varchar",
+    "entity": "varchar",
+    "source_file": "varchar",
+    "line": "bigint",
+    "record_key": "varchar",
+    "column_name": "varchar",
+    "rule": "varchar",
+    "observed_value": "varchar",
+    "customers_affected": "bigint",
+    "revenue_eur_affected": "double",
+    "message": "varchar",
+}
+
+
+def create_findings_table(con: duckdb.DuckDBPyConnection, stage: str, select_sql: str) -> str:
+    """Replace steward.findings__<stage> with the rows of `select_sql` (FINDING_COLUMNS, by name).
+
+    Stages call this instead of writing the queue: the queue keeps ids, history and status.
+    """
+    table = f"steward.findings__{stage}"
+    con.execute("create schema if not exists steward")
+    casts = ", ".join(f"cast({c} as {t}) as {c}" for c, t in FINDING_COLUMNS.items())
+    con.execute(f"create or replace table {table} as select {casts} from ({select_sql})")
+    return table
+
+
 def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute("select table_schema || '.' || table_name from information_schema.tables")
     return {r[0] for r in rows.fetchall()}
@@ -69,21 +99,21 @@ def _findings_sql(tables: set[str]) -> str:
             select kind, severity, source_system, entity, source_file,
                    cast(null as bigint) as line, cast(null as varchar) as record_key,
                    column_name, rule, cast(null as varchar) as observed_value,
-                   cast(null as bigint), cast(null as double), message
+                   cast(null as bigint) as customers_affected,
+                   cast(null as double) as revenue_eur_affected, message
             from raw.ingest_findings
+            -- file-level problems are re-checked every run; what a loaded file showed
+            -- (schema drift) stays true as long as its rows are in raw
             where run_id = (select max_by(run_id, loaded_at) from raw.load_log)
-               or kind in ('rejected_file', 'file_name_conflict')""")
+               or kind not in ('rejected_file', 'file_name_conflict', 'missing_entity')""")
+    # Every later stage (identity, quality gates, segmentation, ...) writes its findings to a
+    # table steward.findings__<stage> with FINDING_COLUMNS: the queue picks them all up, so a
+    # new stage adds findings without touching this module.
+    for table in sorted(t for t in tables if t.startswith("steward.findings__")):
+        branches.append(f"select {', '.join(FINDING_COLUMNS)} from {table}")
     if not branches:
-        return (
-            "select "
-            + ", ".join(
-                f"cast(null as varchar) as {c}"
-                for c in ["kind", "severity", "source_system", "entity", "source_file"]
-            )
-            + ", null::bigint as line, null::varchar as record_key, null::varchar as column_name,"
-            " null::varchar as rule, null::varchar as observed_value, null::bigint as customers_affected,"
-            " null::double as revenue_eur_affected, null::varchar as message where false"
-        )
+        empty = ", ".join(f"cast(null as {t}) as {c}" for c, t in FINDING_COLUMNS.items())
+        return f"select {empty} where false"
     return " union all by name ".join(f"({b})" for b in branches)
 
 
