@@ -149,7 +149,7 @@ def demo(home: Path, customers: int, seed: int, quiet: bool) -> None:
         _say(
             quiet,
             "\nNext:\n"
-            f"  duckdb -readonly {paths.published_db}   (or any BI tool, read-only)\n"
+            f"  published marts:  {paths.published_db}  (open read-only from any DuckDB client or BI tool)\n"
             f"  parquet exports:  {paths.published_parquet}/\n"
             f"  steward queue:    {paths.steward}/steward_queue.csv\n"
             f"  Dagster UI:       make ui   (SEGMENTS_HOME={paths.home})",
@@ -211,10 +211,11 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
 
     n_open, queue_dir = _write_steward_queue(paths, result.run_id)
     took = time.monotonic() - started
+    n_checks = sum(e.passed for e in result.get_asset_check_evaluations())
     if result.success:
         _say(
             quiet,
-            f"published in {took:.0f}s: {paths.published_db}\n"
+            f"{n_checks} checks passed; published in {took:.0f}s: {paths.published_db}\n"
             f"steward queue: {n_open} open findings in {queue_dir}",
         )
         return EXIT_OK
@@ -263,6 +264,11 @@ def _write_steward_queue(paths: HomePaths, run_id: str) -> tuple[int, Path]:
         return refresh_steward_queue(con, run_id, paths.steward), paths.steward
     finally:
         con.close()
+
+
+from dagster_project.bench.cli import bench  # noqa: E402  (the benchmark, issue 6)
+
+main.add_command(bench)
 
 
 if __name__ == "__main__":
