@@ -569,10 +569,12 @@ def create_identity_map(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "create or replace table identity.customer_source_map (source_system varchar, "
         "source_id varchar, customer_id varchar, match_method varchar, "
-        "match_probability double, is_anchor boolean)"
+        "match_probability double, is_anchor boolean, match_evidence varchar)"
     )
     con.executemany(
-        "insert into identity.customer_source_map values (?, ?, ?, ?, ?, ?)", IDENTITY_MAP
+        "insert into identity.customer_source_map (source_system, source_id, customer_id, "
+        "match_method, match_probability, is_anchor) values (?, ?, ?, ?, ?, ?)",
+        IDENTITY_MAP,
     )
 
 

@@ -16,6 +16,7 @@ select
     records.customer_id,
     records.match_method,
     records.match_probability,
+    records.match_evidence,
     records.is_anchor,
     records.record_name as source_record_name,
     customers.customer_name,

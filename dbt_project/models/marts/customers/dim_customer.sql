@@ -1,5 +1,6 @@
--- The unified customer: one row per customer_id of the identity map, with a first golden
--- record (CRM preferred over ERP), its roles and its ordering history.
+-- The unified customer: one row per customer_id of the identity map, with its golden record
+-- (survivorship by seeds/identity_survivorship_rules.csv, int_customer_golden_attributes) and
+-- the source system of every golden attribute, its roles and its ordering history.
 with
 
 records as (
@@ -90,6 +91,21 @@ crm_records as (
     select source_id as account_id, customer_id
     from records
     where source_system = 'crm'
+),
+
+{% set golden_attributes = ['customer_name', 'address', 'country_code', 'vat_id', 'industry',
+                            'ownership', 'business_model'] %}
+golden as (
+    select
+        customer_id,
+        {% for attribute in golden_attributes %}
+        max(case when attribute = '{{ attribute }}' then value end) as {{ attribute }}_value,
+        max(case when attribute = '{{ attribute }}' then source_system end) as {{ attribute }}_system,
+        max(case when attribute = '{{ attribute }}' then source_id end) as {{ attribute }}_record
+        {%- if not loop.last %},{% endif %}
+        {% endfor %}
+    from {{ ref('int_customer_golden_attributes') }}
+    group by customer_id
 )
 
 select
@@ -102,26 +118,34 @@ select
             then parent_accounts.customer_id
     end as parent_customer_id,
 
-    -- golden record
-    coalesce(primary_crm.record_name, primary_erp.record_name) as customer_name,
-    case when primary_crm.record_name is not null then 'crm' else 'erp' end as name_source,
-    coalesce(primary_crm.country_code, primary_erp.country_code) as country_code,
+    -- golden record (value, and the system that supplied it)
+    golden.customer_name_value as customer_name,
+    golden.customer_name_system as name_source,
+    address_records.street,
+    address_records.postal_code,
+    address_records.city,
+    golden.address_system as address_source,
+    golden.country_code_value as country_code,
+    golden.country_code_system as country_source,
     coalesce(
         primary_crm.owner_region,
-        case
-            when primary_crm.country_code is not null then primary_crm.country_region
-            else primary_erp.country_region
-        end,
+        country_records.country_region,
         '{{ var("unknown_region") }}'
     ) as region,
     case
         when primary_crm.owner_region is not null then 'crm_owner_region'
-        when coalesce(primary_crm.country_region, primary_erp.country_region) is not null
-            then 'country'
+        when country_records.country_region is not null then 'country'
         else 'unknown'
     end as region_source,
-    coalesce(primary_crm.vat_id, primary_erp.vat_id) as vat_id,
+    golden.vat_id_value as vat_id,
+    golden.vat_id_system as vat_id_source,
     primary_crm.website_domain,
+    golden.industry_value as industry,
+    golden.industry_system as industry_source,
+    golden.ownership_value as ownership,
+    golden.ownership_system as ownership_source,
+    golden.business_model_value as business_model,
+    golden.business_model_system as business_model_source,
 
     -- source records
     cast(record_summary.crm_account_count as integer) as crm_account_count,
@@ -156,3 +180,11 @@ left join order_summary
     on order_summary.customer_id = record_summary.customer_id
 left join end_users_on_orders
     on end_users_on_orders.customer_id = record_summary.customer_id
+left join golden
+    on golden.customer_id = record_summary.customer_id
+left join records as address_records
+    on address_records.source_system = golden.address_system
+    and address_records.source_id = golden.address_record
+left join records as country_records
+    on country_records.source_system = golden.country_code_system
+    and country_records.source_id = golden.country_code_record

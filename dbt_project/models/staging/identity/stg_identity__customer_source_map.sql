@@ -15,6 +15,7 @@ renamed as (
         -- match evidence
         lower({{ clean_text('match_method') }}) as match_method,
         match_probability,
+        match_evidence,
         coalesce(is_anchor, false) as is_anchor
 
     from source
