@@ -236,7 +236,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
             f"(the previous publication in {paths.published} is untouched).\n"
             + "\n".join(lines)
             + f"\nSteward queue: {n_open} open findings in {queue_dir}/steward_queue.csv "
-            "(`segments review` when available).",
+            "(read it with `segments review`).",
             err=True,
         )
         return EXIT_BLOCKED
@@ -270,6 +270,10 @@ from dagster_project.bench.cli import bench  # noqa: E402  (the benchmark, issue
 
 main.add_command(bench)
 
+
+from dagster_project.steward.review import review  # noqa: E402 - registered last, like a plugin
+
+main.add_command(review)
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from dagster_project.defs.identity import customer_identity
 from dagster_project.defs.ingest import ingest_assets, ingest_checks
 from dagster_project.defs.progress import progress_logger
 from dagster_project.defs.publish import published_analytics
+from dagster_project.defs.quality import quality_checks
 from dagster_project.defs.steward import steward_queue
 from dagster_project.defs.transform import dbt_customer_marts, dbt_resource, dbt_staging_and_facts
 from dagster_project.resources import warehouse_resource
@@ -41,7 +42,7 @@ defs = Definitions(
         steward_queue,
         published_analytics,
     ],
-    asset_checks=ingest_checks,
+    asset_checks=[*ingest_checks, *quality_checks],
     jobs=[segments_job],
     resources={"warehouse": warehouse_resource(), "dbt": dbt_resource()},
     executor=in_process_executor,

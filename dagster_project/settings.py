@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 SETTINGS_FILE = Path(__file__).resolve().parent / "config" / "pipeline.yml"
+# A deployment (or a test) can point at its own policy file; it is validated the same way.
+SETTINGS_ENV = "SEGMENTS_SETTINGS"
 
 Severity = Literal["error", "warn"]
 
@@ -38,9 +41,20 @@ class PublishSettings(_Strict):
     keep_parquet_generations: int = Field(2, ge=1)
 
 
+class QualitySettings(_Strict):
+    """Great Expectations gates (dagster_project/quality/); severities are in `severity:`."""
+
+    # GX returns at most 200 offending rows of a SQL rule; the queue keeps at most this many
+    # keys per failed expectation (the finding's message says how many rows failed in all).
+    max_keys_per_expectation: int = Field(200, ge=1, le=200)
+    # Keep a GX project with validation results and Data Docs in <home>/docs/gx.
+    data_docs: bool = True
+
+
 class PipelineSettings(_Strict):
     duckdb: DuckDBSettings = DuckDBSettings()
     ingest: IngestSettings = IngestSettings()
+    quality: QualitySettings = QualitySettings()
     severity: dict[str, Severity]
     publish: PublishSettings
 
@@ -55,4 +69,4 @@ def load_settings(path: Path = SETTINGS_FILE) -> PipelineSettings:
 
 @cache
 def settings() -> PipelineSettings:
-    return load_settings()
+    return load_settings(Path(os.environ.get(SETTINGS_ENV) or SETTINGS_FILE))

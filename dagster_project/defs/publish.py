@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
+from dagster_project.defs.quality import QUALITY_GATED_ASSETS
 from dagster_project.provenance import config_hash, git_revision
 from dagster_project.publish import publish_marts
 from dagster_project.resources import WarehouseResource
@@ -14,7 +15,11 @@ PUBLISHED_TABLES = settings().publish.tables
 @asset(
     key=AssetKey(["published", "analytics"]),
     group_name="publish",
-    deps=[AssetKey(t.split(".")) for t in PUBLISHED_TABLES],
+    # A blocking check only stops the checked asset's direct children: publication depends on
+    # every quality-gated asset itself, so any failed gate (staging too) stops it.
+    deps=list(
+        dict.fromkeys([*(AssetKey(t.split(".")) for t in PUBLISHED_TABLES), *QUALITY_GATED_ASSETS])
+    ),
     kinds={"duckdb", "parquet"},
     description="published/analytics.duckdb (read-only for BI, DuckDB 1.x readable) and "
     "published/parquet/, swapped in atomically (write-audit-publish).",

@@ -3,15 +3,22 @@
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from dagster_project.defs.ingest import ENTITIES, raw_asset_key
+from dagster_project.defs.quality import QUALITY_GATED_ASSETS
 from dagster_project.resources import WarehouseResource
 from dagster_project.steward.queue import refresh_steward_queue, summarize_queue
 
 # Findings come from every stage: the queue waits for the last of them.
-STEWARD_QUEUE_DEPS = [
-    *(raw_asset_key(e) for e in ENTITIES),
-    AssetKey(["marts", "dim_customer"]),
-    AssetKey(["marts", "customer_source_map"]),
-]
+# (the quality-gated assets too, so that their checks' findings are in the published queue)
+STEWARD_QUEUE_DEPS = list(
+    dict.fromkeys(
+        [
+            *(raw_asset_key(e) for e in ENTITIES),
+            AssetKey(["marts", "dim_customer"]),
+            AssetKey(["marts", "customer_source_map"]),
+            *QUALITY_GATED_ASSETS,
+        ]
+    )
+)
 
 
 @asset(

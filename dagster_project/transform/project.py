@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from functools import cache
@@ -11,10 +12,25 @@ from dagster_dbt import DbtProject
 
 from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
 
+# What profiles.yml reads from the environment. dbt's partial parsing is only valid for the
+# profile it was parsed with, so the manifest is re-prepared when any of these change.
+PROFILE_ENVIRONMENT = (
+    "SEGMENTS_WAREHOUSE",
+    "SEGMENTS_DUCKDB_MEMORY_LIMIT",
+    "SEGMENTS_DUCKDB_THREADS",
+)
+PREPARED_FOR_FILE = "prepared_for.json"
+
 
 def set_dbt_environment(paths: HomePaths) -> None:
-    """profiles.yml reads the warehouse path from the environment: one truth for where it is."""
+    """profiles.yml reads the warehouse path and DuckDB limits from the environment: one truth
+    for where the warehouse is and how much memory DuckDB may take (config/pipeline.yml)."""
+    from dagster_project.warehouse import duckdb_config
+
+    limits = duckdb_config()
     os.environ["SEGMENTS_WAREHOUSE"] = str(paths.warehouse)
+    os.environ["SEGMENTS_DUCKDB_MEMORY_LIMIT"] = str(limits["memory_limit"])
+    os.environ["SEGMENTS_DUCKDB_THREADS"] = str(limits["threads"])
     _put_dbt_on_path()
 
 
@@ -52,9 +68,25 @@ def manifest_is_stale(project: DbtProject) -> bool:
     return False
 
 
+def _profile_environment() -> dict[str, str]:
+    return {name: os.environ.get(name, "") for name in PROFILE_ENVIRONMENT}
+
+
+def _prepared_for(project: DbtProject) -> dict[str, str] | None:
+    stamp = project.target_path / PREPARED_FOR_FILE
+    try:
+        return json.loads(stamp.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def prepare_manifest(force: bool = False) -> Path:
-    """Run `dbt parse` when the manifest is missing or stale (CLI, tests and CI call this)."""
+    """Run `dbt parse` when the manifest is missing or stale, or was parsed for another profile
+    environment (CLI, tests and CI call this). Every dbt invocation of the run then starts from
+    this parse instead of re-parsing the whole project (5-13 s each)."""
     project = dbt_project()
-    if force or manifest_is_stale(project):
+    wanted = _profile_environment()
+    if force or manifest_is_stale(project) or _prepared_for(project) != wanted:
         project.preparer.prepare(project)
+        (project.target_path / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
     return project.manifest_path
