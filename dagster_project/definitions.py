@@ -18,6 +18,7 @@ from dagster_project.defs.ingest import ingest_assets, ingest_checks
 from dagster_project.defs.progress import progress_logger
 from dagster_project.defs.publish import published_analytics
 from dagster_project.defs.quality import quality_checks
+from dagster_project.defs.segmentation import customer_segmentation
 from dagster_project.defs.steward import steward_queue
 from dagster_project.defs.transform import dbt_customer_marts, dbt_resource, dbt_staging_and_facts
 from dagster_project.resources import warehouse_resource
@@ -39,6 +40,7 @@ defs = Definitions(
         dbt_staging_and_facts,
         customer_identity,
         dbt_customer_marts,
+        customer_segmentation,
         steward_queue,
         published_analytics,
     ],

@@ -72,8 +72,13 @@ def _profile_environment() -> dict[str, str]:
     return {name: os.environ.get(name, "") for name in PROFILE_ENVIRONMENT}
 
 
+def _stamp_path(project: DbtProject) -> Path:
+    # target_path is relative to the dbt project folder, not to the working directory
+    return Path(project.project_dir) / project.target_path / PREPARED_FOR_FILE
+
+
 def _prepared_for(project: DbtProject) -> dict[str, str] | None:
-    stamp = project.target_path / PREPARED_FOR_FILE
+    stamp = _stamp_path(project)
     try:
         return json.loads(stamp.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -88,5 +93,5 @@ def prepare_manifest(force: bool = False) -> Path:
     wanted = _profile_environment()
     if force or manifest_is_stale(project) or _prepared_for(project) != wanted:
         project.preparer.prepare(project)
-        (project.target_path / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
+        _stamp_path(project).write_text(json.dumps(wanted), encoding="utf-8")
     return project.manifest_path

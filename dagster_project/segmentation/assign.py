@@ -1,0 +1,120 @@
+"""Run every assignment of this package against the warehouse for one as-of date and write the
+`segments.*` tables: the only module that knows table names; the others take DataFrames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from dagster_project.paths import SEEDS_DIR
+from dagster_project.segmentation.clv_model import ClvFit
+from dagster_project.segmentation.customer_value import assign_customer_value
+from dagster_project.segmentation.service_tier import assign_service_tier
+from dagster_project.segmentation.settings import SegmentationSettings
+from dagster_project.segmentation.value_profile import (
+    assign_project_profiles,
+    profile_coverage,
+    roll_up_to_customers,
+)
+
+SCHEMA = "segments"
+# The tables this package writes (schema `segments`), with what each holds.
+TABLES = {
+    "customer_value": "Buy-till-you-die features, RFM scores and group, BG/NBD + Gamma-Gamma "
+    "expected purchases and CLV over 365 days, size tier; one row per customer.",
+    "customer_service_tier": "High/Medium/Low-touch tier from behaviour, service-draining and "
+    "ignores-agreed-terms flags; one row per customer.",
+    "project_value_profiles": "Value profile per project (opportunity) from its ranked "
+    "value-driver ratings and the account's business model x operating environment cell.",
+    "customer_value_profiles": "Value profile per customer, rolled up from its projects.",
+    "value_profile_coverage": "Per value profile: rated projects, small-sample flag, regions.",
+}
+ORDER_LINES_SQL = (
+    "select customer_id, order_id, order_date, revenue_eur as net_value_eur "
+    "from marts.fct_order_lines"
+)
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    tables: dict[str, pd.DataFrame]
+    clv_fit: ClvFit
+
+
+def read_seed(name: str, seeds_dir=SEEDS_DIR) -> pd.DataFrame:
+    """A decision file from seeds/ (the same CSV dbt loads into the seeds schema)."""
+    return pd.read_csv(seeds_dir / f"{name}.csv", keep_default_na=False, na_values=[""])
+
+
+def _projects(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    params = {"as_of": as_of}
+    ratings = con.execute(
+        "select * from staging.stg_crm__value_driver_ratings "
+        "where cast(rated_at as date) <= $as_of order by opportunity_id, rater_key", params).df()
+    projects = con.execute(
+        """
+        select
+            opportunities.opportunity_id,
+            identity_map.customer_id,
+            opportunities.stage,
+            opportunities.close_date,
+            accounts.business_model,
+            accounts.operating_environment
+        from staging.stg_crm__opportunities as opportunities
+        left join staging.stg_crm__accounts as accounts
+            on accounts.account_id = opportunities.account_id
+        left join staging.stg_identity__customer_source_map as identity_map
+            on identity_map.source_system = 'crm'
+            and identity_map.source_id = opportunities.account_id
+        where cast(opportunities.created_at as date) <= $as_of
+        order by opportunities.opportunity_id
+        """, params).df()
+    return ratings, projects
+
+
+def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
+                     settings: SegmentationSettings, seeds_dir=SEEDS_DIR) -> Segmentation:
+    version = settings.scheme_version
+    features = con.execute("select * from marts.customer_features order by customer_id").df()
+    customer_value, fit = assign_customer_value(
+        con, features, ORDER_LINES_SQL, as_of, settings.customer_value,
+        read_seed("rfm_groups", seeds_dir), read_seed("size_tiers", seeds_dir), version)
+    service_tier = assign_service_tier(features, settings.service_tier, version, as_of)
+
+    ratings, projects = _projects(con, as_of)
+    profiles = read_seed("value_profiles", seeds_dir)
+    project_profiles = assign_project_profiles(
+        ratings, projects, profiles, read_seed("value_drivers", seeds_dir),
+        settings.value_profile, version, as_of)
+    customer_profiles = roll_up_to_customers(project_profiles, settings.value_profile, version,
+                                             as_of)
+    regions = con.execute("select customer_id, region from marts.dim_customer").df()
+    coverage = profile_coverage(project_profiles, regions, profiles, settings.value_profile,
+                                version, as_of)
+    return Segmentation(
+        tables={
+            "customer_value": customer_value,
+            "customer_service_tier": service_tier,
+            "project_value_profiles": project_profiles,
+            "customer_value_profiles": customer_profiles,
+            "value_profile_coverage": coverage,
+        },
+        clv_fit=fit,
+    )
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, segmentation: Segmentation) -> dict[str, int]:
+    con.execute(f"create schema if not exists {SCHEMA}")
+    counts = {}
+    for name, frame in segmentation.tables.items():
+        con.register("segmentation_frame", frame)
+        try:
+            con.execute(f"create or replace table {SCHEMA}.{name} as "
+                        "select * from segmentation_frame")
+        finally:
+            con.unregister("segmentation_frame")
+        counts[name] = len(frame)
+    return counts
