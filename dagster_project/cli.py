@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from dagster_project.cli_options import home_option
 from dagster_project.paths import HomePaths
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BLOCKED, EXIT_BUSY = 0, 1, 2, 3, 75
@@ -26,16 +27,9 @@ def _say(quiet: bool, message: str) -> None:
         click.echo(message, err=True)
 
 
-def _home_option(f):
-    return click.option(
-        "--home",
-        type=click.Path(file_okay=False, path_type=Path),
-        envvar="SEGMENTS_HOME",
-        default="./data",
-        show_default=True,
-        help="Folder for landing/, the warehouse, published/, steward/ and the Dagster instance "
-        "(env SEGMENTS_HOME).",
-    )(f)
+_home_option = home_option(
+    "Folder for landing/, the warehouse, published/, steward/ and the Dagster instance"
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from dagster_project.cli_options import home_option
+
 
 @click.command()
 @click.option(
@@ -16,14 +18,7 @@ import click
 )
 @click.option("--years", type=click.IntRange(1, 20), default=5, show_default=True)
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="SEGMENTS_HOME",
-    default="./data",
-    show_default=True,
-    help="Results go to <home>/bench/ (data under <home>/bench/data/, runs under .../runs/).",
-)
+@home_option("Results go to <home>/bench/ (data under <home>/bench/data/, runs under .../runs/)")
 @click.option("--skip-pandas", is_flag=True, help="Do not run the pandas baseline.")
 def bench(customers: int, years: int, seed: int, home: Path, skip_pandas: bool) -> None:
     """Time the pipeline per stage against a raw-DuckDB floor and a pandas baseline.

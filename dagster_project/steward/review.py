@@ -12,6 +12,8 @@ from pathlib import Path
 import click
 import duckdb
 
+from dagster_project.cli_options import home_option
+
 SHOWN_PER_KIND = 5
 
 
@@ -43,14 +45,7 @@ def _money(value) -> str:
 
 
 @click.command()
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="SEGMENTS_HOME",
-    default="./data",
-    show_default=True,
-    help="Home folder whose steward/ queue to show (env SEGMENTS_HOME).",
-)
+@home_option("Home folder whose steward/ queue to show")
 @click.option("--kind", default=None, help="Only this kind (e.g. failed_expectation).")
 @click.option(
     "--severity", type=click.Choice(["error", "warn"]), default=None, help="Only this severity."
