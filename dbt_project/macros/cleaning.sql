@@ -74,3 +74,14 @@
 {% macro month_start(date_column) -%}
     cast({{ dbt.date_trunc('month', date_column) }} as date)
 {%- endmacro %}
+
+
+{# The country seed keyed the way staging looks spellings up: one definition for every user. #}
+{% macro country_lookup() -%}
+    select
+        {{ country_lookup_key('country_variant') }} as country_key,
+        country_code,
+        region,
+        vat_prefix
+    from {{ ref('country_codes') }}
+{%- endmacro %}

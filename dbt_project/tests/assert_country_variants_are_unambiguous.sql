@@ -4,12 +4,7 @@
 with
 
 countries as (
-    select
-        {{ country_lookup_key('country_variant') }} as country_key,
-        country_code,
-        region,
-        vat_prefix
-    from {{ ref('country_codes') }}
+    {{ country_lookup() }}
 ),
 
 ambiguous_spellings as (

@@ -7,12 +7,7 @@ source as (
 ),
 
 countries as (
-    select
-        {{ country_lookup_key('country_variant') }} as country_key,
-        country_code,
-        region,
-        vat_prefix
-    from {{ ref('country_codes') }}
+    {{ country_lookup() }}
 ),
 
 renamed as (
