@@ -12,12 +12,9 @@ import pytest
 
 from dagster_project.bench.measure import run_measured
 from dagster_project.bench.pipeline_stages import STAGES, stage_of_asset
-from dagster_project.bench.quality import (
-    _pairwise_scores_sql,
-    matching_quality,
-    segmentation_accuracy,
-)
+from dagster_project.bench.quality import matching_quality, segmentation_accuracy
 from dagster_project.bench.runner import baseline_status, compare_kpis, ensure_landing
+from dagster_project.identity.evaluation import pairwise_scores
 from tests.conftest import run_segments
 
 BENCH_CUSTOMERS = 100
@@ -172,7 +169,7 @@ def test_pairwise_matching_scores_from_cluster_sizes(tmp_path):
         " ('crm', 'A1', 'X'), ('crm', 'A2', 'X'), ('erp', 'E1', 'X'), ('erp', 'E2', 'Y'),"
         " ('erp', 'E3', 'Y')) as t(source_system, source_id, customer_id)"
     )
-    scores = _pairwise_scores_sql(con, truth)
+    scores = pairwise_scores(con, truth)
     con.close()
     # predicted pairs: X has 3 records (3 pairs), Y has 2 (1 pair) = 4; true pairs: C1 has 4
     # records (6 pairs); correct: X∩C1 = 3 records (3 pairs), Y∩C1 = 1, Y∩C2 = 1 -> 3.

@@ -14,66 +14,19 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.bench.pipeline_stages import connect_read_only
+from dagster_project.identity.evaluation import pairwise_scores
 
 
 def matching_quality(warehouse: Path, truth: Path) -> dict | None:
-    """identity.evaluation.pairwise_scores where it exists, else the same figures in SQL."""
+    """Pairwise precision/recall/F1 of the warehouse's identity map (identity/evaluation.py)."""
     con = connect_read_only(warehouse)
     try:
-        try:
-            from dagster_project.identity.evaluation import pairwise_scores
-        except ImportError:
-            scores = _pairwise_scores_sql(con, truth)
-        else:
-            scores = pairwise_scores(con, truth)
+        if not _find_table(con, "customer_source_map"):
+            return None
+        scores = pairwise_scores(con, truth)
     finally:
         con.close()
-    if scores is None:
-        return None
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in scores.items()}
-
-
-def _pairwise_scores_sql(con: duckdb.DuckDBPyConnection, truth: Path) -> dict | None:
-    """Pairs of source records in one predicted customer vs in one true company, counted from
-    cluster sizes (n records make n(n-1)/2 pairs), never by a pairwise join."""
-    source_map = _find_table(con, "customer_source_map")
-    if not source_map:
-        return None
-    truth_csv = str(truth / "source_records.csv").replace("'", "''")
-    predicted, true, correct, scored = con.execute(f"""
-        with scored as (
-            select m.customer_id, t.company_id
-            from {source_map} as m
-            join read_csv('{truth_csv}', all_varchar = true) as t
-                using (source_system, source_id)
-            where m.customer_id is not null and t.company_id is not null
-        ),
-        pairs as (
-            select 'predicted' as kind, count(*) as n from scored group by customer_id
-            union all
-            select 'true', count(*) from scored group by company_id
-            union all
-            select 'correct', count(*) from scored group by customer_id, company_id
-        )
-        select
-            sum(n * (n - 1) // 2) filter (where kind = 'predicted'),
-            sum(n * (n - 1) // 2) filter (where kind = 'true'),
-            sum(n * (n - 1) // 2) filter (where kind = 'correct'),
-            (select count(*) from scored)
-        from pairs
-    """).fetchall()[0]
-    precision = correct / predicted if predicted else 1.0
-    recall = correct / true if true else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "true_pairs": int(true or 0),
-        "predicted_pairs": int(predicted or 0),
-        "correct_pairs": int(correct or 0),
-        "records_scored": int(scored),
-    }
 
 
 def _find_table(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
