@@ -13,8 +13,10 @@ from dagster import (
     in_process_executor,
 )
 
+# Imported for its effect: cheap commits of run history in SQLite (see the module).
+import dagster_project.dagster_instance  # noqa: F401
 from dagster_project.defs.identity import customer_identity
-from dagster_project.defs.ingest import ingest_assets, ingest_checks
+from dagster_project.defs.ingest import raw_extracts
 from dagster_project.defs.progress import progress_logger
 from dagster_project.defs.publish import published_analytics
 from dagster_project.defs.quality import quality_checks
@@ -36,7 +38,7 @@ LOGGERS: dict[str, LoggerDefinition] = {
 
 defs = Definitions(
     assets=[
-        *ingest_assets,
+        raw_extracts,
         dbt_staging_and_facts,
         customer_identity,
         dbt_customer_marts,
@@ -44,7 +46,7 @@ defs = Definitions(
         steward_queue,
         published_analytics,
     ],
-    asset_checks=[*ingest_checks, *quality_checks],
+    asset_checks=quality_checks,
     jobs=[segments_job],
     resources={"warehouse": warehouse_resource(), "dbt": dbt_resource()},
     executor=in_process_executor,

@@ -81,8 +81,7 @@ class HomePaths:
             self.dagster_home,
         ):
             folder.mkdir(parents=True, exist_ok=True)
-        instance_config = self.dagster_home / "dagster.yaml"
-        if not instance_config.exists():
-            # Local storage under DAGSTER_HOME is what we want; an explicit file says so.
-            instance_config.write_text("# Dagster instance of this home folder: local storage.\n")
+        from dagster_project.dagster_instance import write_instance_config
+
+        write_instance_config(self.dagster_home)
         return self
