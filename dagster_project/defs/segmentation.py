@@ -1,6 +1,7 @@
-"""The segmentation asset: customer value, service tier and value profile per customer (and per
-project) as of the run's as-of date, from the dbt marts and the rules in seeds/ and
-config/segmentation.yml (dagster_project/segmentation/)."""
+"""The segmentation asset: industry segment, customer value, service tier and value profile per
+customer (and per project), and the consolidated customer_segments table, as of the run's as-of
+date, from the dbt marts and the rules in seeds/ and config/segmentation.yml
+(dagster_project/segmentation/). Its steward findings go to steward.findings__segmentation."""
 
 from collections.abc import Iterator
 
@@ -20,6 +21,8 @@ INPUTS = [
     AssetKey(["staging", "stg_crm__opportunities"]),
     AssetKey(["staging", "stg_crm__accounts"]),
     AssetKey(["staging", "stg_identity__customer_source_map"]),
+    AssetKey(["intermediate", "int_customer_legacy_labels_mapped"]),
+    AssetKey(["intermediate", "int_customer_source_records"]),
 ]
 
 
@@ -43,10 +46,14 @@ def customer_segmentation(
         result = run_segmentation(con, as_of, settings)
         counts = write_tables(con, result)
     tiers = result.tables["customer_service_tier"]["service_tier"].value_counts().to_dict()
+    sources = result.tables["customer_industry_segments"]["segment_source"].value_counts().to_dict()
     for table, rows in counts.items():
         metadata = {"rows": rows, "as_of": str(as_of), "scheme_version": settings.scheme_version}
         if table == "customer_value":
             metadata["clv_model"] = result.clv_fit.reason
         if table == "customer_service_tier":
             metadata.update({f"tier.{tier}": int(n) for tier, n in tiers.items()})
+        if table == "customer_industry_segments":
+            metadata.update({f"source.{source}": int(n) for source, n in sources.items()})
+            metadata["steward_findings"] = len(result.findings)
         yield MaterializeResult(asset_key=AssetKey([SCHEMA, table]), metadata=metadata)

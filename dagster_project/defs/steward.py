@@ -15,6 +15,8 @@ STEWARD_QUEUE_DEPS = list(
             *(raw_asset_key(e) for e in ENTITIES),
             AssetKey(["marts", "dim_customer"]),
             AssetKey(["marts", "customer_source_map"]),
+            # segmentation writes steward.findings__segmentation (unassigned customers, ...)
+            AssetKey(["segments", "customer_segments"]),
             *QUALITY_GATED_ASSETS,
         ]
     )

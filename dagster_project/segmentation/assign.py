@@ -11,14 +11,22 @@ import pandas as pd
 
 from dagster_project.paths import SEEDS_DIR
 from dagster_project.segmentation.clv_model import ClvFit
+from dagster_project.segmentation.customer_segments import consolidate
 from dagster_project.segmentation.customer_value import assign_customer_value
+from dagster_project.segmentation.industry import (
+    IndustryInputs,
+    assign_industry_segments,
+    name_words,
+)
 from dagster_project.segmentation.service_tier import assign_service_tier
-from dagster_project.segmentation.settings import SegmentationSettings
+from dagster_project.segmentation.settings import IndustrySettings, SegmentationSettings
 from dagster_project.segmentation.value_profile import (
     assign_project_profiles,
     profile_coverage,
     roll_up_to_customers,
 )
+from dagster_project.settings import settings as pipeline_settings
+from dagster_project.steward.queue import FINDING_COLUMNS, create_findings_table
 
 SCHEMA = "segments"
 # The tables this package writes (schema `segments`), with what each holds.
@@ -31,7 +39,15 @@ TABLES = {
     "value-driver ratings and the account's business model x operating environment cell.",
     "customer_value_profiles": "Value profile per customer, rolled up from its projects.",
     "value_profile_coverage": "Per value profile: rated projects, small-sample flag, regions.",
+    "customer_industry_segments": "Industry segment and sub-segment per customer with the source "
+    "that decided (override, CRM picklist, legacy mapping, inference, unassigned), confidence, "
+    "reason codes and inputs.",
+    "customer_segments": "One row per customer: industry segment and sub-segment, value profile, "
+    "service tier, size tier, RFM group and CLV, provisional flag, confidence per dimension and "
+    "reasons (JSON).",
 }
+# Steward findings of this stage (unassigned customers, rejected picklists and overrides).
+FINDINGS_STAGE = "segmentation"
 ORDER_LINES_SQL = (
     "select customer_id, order_id, order_date, revenue_eur as net_value_eur "
     "from marts.fct_order_lines"
@@ -42,6 +58,7 @@ ORDER_LINES_SQL = (
 class Segmentation:
     tables: dict[str, pd.DataFrame]
     clv_fit: ClvFit
+    findings: pd.DataFrame  # FINDING_COLUMNS
 
 
 def read_seed(name: str, seeds_dir=SEEDS_DIR) -> pd.DataFrame:
@@ -75,6 +92,43 @@ def _projects(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple[pd.DataFr
     return ratings, projects
 
 
+def _industry_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, rules: IndustrySettings,
+                     overrides: pd.DataFrame) -> IndustryInputs:
+    customers = con.execute(
+        """
+        select features.customer_id, features.order_count, features.revenue_eur,
+               dim.* exclude (customer_id, order_count)
+        from marts.customer_features as features
+        left join marts.dim_customer as dim using (customer_id)
+        order by features.customer_id
+        """).df()
+    picklists = con.execute(
+        """
+        select identity_map.customer_id, accounts.account_id, accounts.segment,
+               accounts.sub_segment, accounts.last_modified_at, accounts.is_deleted
+        from staging.stg_crm__accounts as accounts
+        inner join staging.stg_identity__customer_source_map as identity_map
+            on identity_map.source_system = 'crm' and identity_map.source_id = accounts.account_id
+        where accounts.segment is not null or accounts.sub_segment is not null
+        order by accounts.account_id
+        """).df()
+    labels = con.execute(
+        "select * from intermediate.int_customer_legacy_labels_mapped "
+        "where customer_id is not null order by source_system, source_id, label_field").df()
+    purchases = con.execute(
+        "select customer_id, product_line, count(*) as order_lines from marts.fct_order_lines "
+        "where customer_id is not null and not is_credit and order_date <= $as_of "
+        "group by all order by all", {"as_of": as_of}).df()
+    names = con.execute(
+        "select customer_id, record_name from intermediate.int_customer_source_records "
+        "where customer_id is not null order by source_system, source_id").df()
+    words = name_words(names, rules.inference.names.min_word_length,
+                       rules.inference.names.stem_length)
+    return IndustryInputs(customers=customers, picklists=picklists, legacy_labels=labels,
+                          purchases=purchases, name_words=words,
+                          overrides=overrides)
+
+
 def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
                      settings: SegmentationSettings, seeds_dir=SEEDS_DIR) -> Segmentation:
     version = settings.scheme_version
@@ -94,6 +148,17 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     regions = con.execute("select customer_id, region from marts.dim_customer").df()
     coverage = profile_coverage(project_profiles, regions, profiles, settings.value_profile,
                                 version, as_of)
+    taxonomy = read_seed("segment_taxonomy", seeds_dir)
+    overrides = read_seed("segment_overrides", seeds_dir)
+    industry = assign_industry_segments(
+        _industry_inputs(con, as_of, settings.industry, overrides), taxonomy, settings.industry,
+        version, as_of)
+    consolidated = consolidate(
+        features, industry.table, customer_profiles, service_tier, customer_value, overrides,
+        read_seed("value_profiles", seeds_dir), settings, as_of)
+    policy = pipeline_settings()
+    findings = pd.concat([industry.findings, consolidated.findings], ignore_index=True)
+    findings["severity"] = findings["kind"].map(policy.severity_of)
     return Segmentation(
         tables={
             "customer_value": customer_value,
@@ -101,8 +166,11 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
             "project_value_profiles": project_profiles,
             "customer_value_profiles": customer_profiles,
             "value_profile_coverage": coverage,
+            "customer_industry_segments": industry.table,
+            "customer_segments": consolidated.table,
         },
         clv_fit=fit,
+        findings=findings[list(FINDING_COLUMNS)],
     )
 
 
@@ -117,4 +185,9 @@ def write_tables(con: duckdb.DuckDBPyConnection, segmentation: Segmentation) -> 
         finally:
             con.unregister("segmentation_frame")
         counts[name] = len(frame)
+    con.register("segmentation_findings", segmentation.findings)
+    try:
+        create_findings_table(con, FINDINGS_STAGE, "select * from segmentation_findings")
+    finally:
+        con.unregister("segmentation_findings")
     return counts

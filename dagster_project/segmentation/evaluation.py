@@ -66,3 +66,20 @@ def truth_companies(truth_dir: Path) -> pd.DataFrame:
 
 def truth_opportunities(truth_dir: Path) -> pd.DataFrame:
     return pd.read_csv(truth_dir / "opportunities.csv", dtype=str)
+
+
+def industry_scores(con: duckdb.DuckDBPyConnection, truth_dir: Path,
+                    assigned: pd.DataFrame | None = None) -> dict[str, Score]:
+    """Segment and sub-segment accuracy of the industry assignment (`assigned`, default the
+    warehouse's segments.customer_industry_segments) over every customer that maps to a true
+    company: an Unassigned customer counts as wrong, so coverage is part of the figure."""
+    if assigned is None:
+        assigned = con.execute(
+            "select customer_id, segment, sub_segment from segments.customer_industry_segments"
+        ).df()
+    truth = truth_companies(truth_dir)[["company_id", "segment", "sub_segment"]]
+    scored = assigned[["customer_id", "segment", "sub_segment"]].merge(
+        customer_companies(con, truth_dir), on="customer_id").merge(
+        truth, on="company_id", suffixes=("", "_truth"))
+    return {column: score(scored[f"{column}_truth"], scored[column].fillna("(none)"))
+            for column in ("segment", "sub_segment")}

@@ -6,6 +6,7 @@ with the key named instead of silently assigning everyone to one tier.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from functools import cache
 from pathlib import Path
@@ -92,11 +93,98 @@ class ValueProfileSettings(_Strict):
     won_stages: list[str]
 
 
+class LabelWeight(_Strict):
+    """Evidence points of one legacy label field: a label naming a sub-segment adds `sub_segment`
+    points to it; a label naming only a segment adds `segment` points to each sub-segment of it."""
+
+    sub_segment: float = Field(ge=0)
+    segment: float = Field(ge=0)
+
+
+class PicklistRules(_Strict):
+    # Points of a valid CRM picklist value (segment + sub-segment of the taxonomy); a picklist
+    # is kept when the other evidence does not outweigh it ("filled and consistent").
+    sub_segment_points: float = Field(ge=0)
+    # Points to each sub-segment of a picklist that names a valid segment but no sub-segment.
+    segment_only_points: float = Field(ge=0)
+
+
+class PurchaseInference(_Strict):
+    """Product-line mix of a customer's order lines vs the mix of customers whose sub-segment the
+    sources above decide (Dirichlet-multinomial naive Bayes, fitted per run)."""
+
+    # Multiplies the log-likelihood (evidence points per nat).
+    points_per_nat: float = Field(ge=0)
+    # Fewer (non-credit) order lines than this: no purchase evidence.
+    min_order_lines: int = Field(ge=1)
+    # Candidate concentrations of the per-sub-segment Dirichlet: the one that fits the training
+    # customers best is used (small = customers' mixes stray far from their sub-segment's).
+    concentration_grid: list[float] = Field(min_length=1)
+    # dim_customer flags of customers whose purchases are not their own industry's (they buy for
+    # others): no purchase evidence for them, and they do not train the model.
+    exclude_customers_flagged: list[str] = []
+    # A customer's purchase evidence is capped at this many points against any sub-segment.
+    max_points: float = Field(gt=0)
+
+
+class NameInference(_Strict):
+    """Words of the customer's record names (legal forms stripped) vs the words of customers whose
+    sub-segment the sources above decide (Bernoulli naive Bayes over present words)."""
+
+    points_per_nat: float = Field(ge=0)
+    min_word_length: int = Field(ge=1)
+    # Longer words also count by their first letters (a stem); 0 = whole words only.
+    stem_length: int = Field(0, ge=0)
+    # A word must appear in at least this many training customers' names to count.
+    min_customers_per_word: int = Field(ge=1)
+    # Additive smoothing of the per-sub-segment word frequencies.
+    smoothing: float = Field(gt=0)
+    max_points: float = Field(gt=0)
+
+
+class InferenceSettings(_Strict):
+    purchases: PurchaseInference
+    names: NameInference
+    # Customers train the inference models when the sources above decide their sub-segment by
+    # at least this margin (points of the best minus the second best sub-segment).
+    training_min_margin: float = Field(ge=0)
+    # Cross-fitting: a customer's own labels never train the model that scores it.
+    folds: int = Field(ge=2)
+    # Weight of the sub-segment base rates (log share among the training customers), and the
+    # customers added to each sub-segment's count first (so a rare one is not ruled out).
+    prior_weight: float = Field(ge=0)
+    prior_pseudo_customers: float = Field(gt=0)
+
+
+class IndustrySettings(_Strict):
+    """Industry segment and sub-segment (DESIGN.md "Segments", 1)."""
+
+    unassigned: str = "Unassigned"
+    # When each taxonomy version (seeds/segment_taxonomy.csv added_in_scheme_version) went live
+    # in the CRM picklists. A picklist set before a sub-segment went live may name an older
+    # sub-segment of the same segment for its accounts: it counts for both.
+    taxonomy_versions_live_from: dict[str, dt.date] = {}
+    # Labels and picklists of soft-deleted source records count with this factor.
+    deleted_record_factor: float = Field(ge=0, le=1)
+    picklist: PicklistRules
+    # Per label field (`<system>.<field>` of int_customer_legacy_labels_mapped).
+    legacy_labels: dict[str, LabelWeight]
+    # Precedence: when legacy labels decide, only sub-segments they support are candidates
+    # (inference only chooses among them); false = the best-scoring sub-segment overall.
+    legacy_decides_among_its_candidates: bool = True
+    inference: InferenceSettings
+    # Inference alone assigns only when its segment is at least this probable; else Unassigned.
+    min_inference_confidence: float = Field(ge=0, le=1)
+    # Below this segment confidence an assignment is provisional.
+    provisional_below_confidence: float = Field(ge=0, le=1)
+
+
 class SegmentationSettings(_Strict):
     scheme_version: str
     customer_value: CustomerValueSettings
     service_tier: ServiceTierSettings
     value_profile: ValueProfileSettings
+    industry: IndustrySettings
 
 
 def load_segmentation_settings(path: Path | None = None) -> SegmentationSettings:
