@@ -225,10 +225,16 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
         result = job.execute_in_process(
             run_config=run_config, instance=instance, raise_on_error=False
         )
+        runs = [result]
+        if result.success:
+            # then the history partition of the run's as-of (and what follows it: publication)
+            runs.append(_run_history_partition(defs, paths, result.run_id, run_config, instance))
 
     n_open, queue_dir = _write_steward_queue(paths, result.run_id)
+    result = runs[-1]
     took = time.monotonic() - started
-    n_checks = sum(e.passed for e in result.get_asset_check_evaluations())
+    evaluations = [e for run in runs for e in run.get_asset_check_evaluations()]
+    n_checks = sum(e.passed for e in evaluations)
     if result.success:
         _say(
             quiet,
@@ -237,11 +243,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
         )
         return EXIT_OK
 
-    failed_checks = [
-        e
-        for e in result.get_asset_check_evaluations()
-        if not e.passed and e.severity.value == "ERROR"
-    ]
+    failed_checks = [e for e in evaluations if not e.passed and e.severity.value == "ERROR"]
     if failed_checks:
         lines = [
             f"  - {'/'.join(e.asset_key.path)}: {e.check_name}"
@@ -269,6 +271,26 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
         err=True,
     )
     return EXIT_ERROR
+
+
+def _run_history_partition(defs, paths: HomePaths, run_id: str, run_config: dict, instance):
+    """segment_history_job for the monthly partition of the run's as-of date."""
+    from dagster_project.defs.segment_history import partition_key_for
+    from dagster_project.run_context import AFTER_RUN_TAG, as_of_for_run
+    from dagster_project.warehouse import connect
+
+    con = connect(paths.warehouse, read_only=True)
+    try:
+        as_of = as_of_for_run(con, run_id)
+    finally:
+        con.close()
+    return defs.resolve_job_def("segment_history_job").execute_in_process(
+        run_config={"loggers": run_config["loggers"]},
+        instance=instance,
+        partition_key=partition_key_for(as_of),
+        tags={AFTER_RUN_TAG: run_id},
+        raise_on_error=False,
+    )
 
 
 def _write_steward_queue(paths: HomePaths, run_id: str) -> tuple[int, Path]:

@@ -6,6 +6,10 @@ import datetime as dt
 
 import duckdb
 
+# `segments run` is two Dagster runs: the unpartitioned graph, then the history partition of its
+# as-of (segment_history_job); the second carries this tag with the first one's run id.
+AFTER_RUN_TAG = "segments/after_run"
+
 
 def record_as_of(con: duckdb.DuckDBPyConnection, run_id: str, as_of: dt.date | None) -> None:
     con.execute("create schema if not exists meta")

@@ -81,16 +81,24 @@ def _seconds(metadata) -> float | None:
 def stage_seconds(dagster_home: Path, run_id: str | None = None) -> dict:
     """{"run_id", "stages": {stage: s}, "dbt_startup": s, "steps": s, "checks": n, "step_list"}.
 
-    Reads the run (the newest when run_id is None) from the Dagster instance in dagster_home.
+    Reads the run (the newest `segments run` when run_id is None) from the Dagster instance in
+    dagster_home, with the history-partition run that followed it (tagged AFTER_RUN_TAG).
     """
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, RunsFilter
+
+    from dagster_project.run_context import AFTER_RUN_TAG
 
     instance = DagsterInstance.from_config(str(dagster_home))
     try:
-        run = instance.get_run_by_id(run_id) if run_id else instance.get_runs(limit=1)[0]
+        if run_id:
+            run = instance.get_run_by_id(run_id)
+        else:
+            run = next(r for r in instance.get_runs(limit=10) if AFTER_RUN_TAG not in r.tags)
+        runs = [run, *instance.get_runs(RunsFilter(tags={AFTER_RUN_TAG: run.run_id}))]
         steps: dict[str, _Step] = defaultdict(_Step)
         run_bounds: list[float] = []
-        for record in instance.all_logs(run.run_id):
+        records = [record for r in runs for record in instance.all_logs(r.run_id)]
+        for record in records:
             event = record.dagster_event
             if event is not None and event.event_type_value in (
                 "PIPELINE_START",

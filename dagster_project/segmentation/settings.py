@@ -10,6 +10,7 @@ import datetime as dt
 import os
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -91,6 +92,57 @@ class ValueProfileSettings(_Strict):
     cell_trust: float = Field(0.75, ge=0, lt=1)
     min_rated_projects: int = Field(10, ge=1)
     won_stages: list[str]
+
+
+class HysteresisRule(_Strict):
+    """When a changed assignment of one dimension replaces the value a customer holds."""
+
+    # The customer_segments columns that make up the dimension's value (segment and sub-segment
+    # move together, so that a held segment never meets a sub-segment of another one).
+    columns: list[str] = Field(min_length=1)
+    confidence_column: str
+    # A change backed by at least this confidence is applied at once ...
+    min_confidence: float = Field(ge=0, le=1)
+    # ... else only once the new value was assigned in this many consecutive snapshots.
+    persist_snapshots: int = Field(ge=1)
+    # A change decided by one of these sources (e.g. a steward override) is applied at once.
+    source_column: str | None = None
+    immediate_sources: list[str] = []
+
+
+class MigrationLabels(_Strict):
+    new: str = "(new)"
+    gone: str = "(gone)"
+    none: str = "(none)"
+
+
+class HistorySettings(_Strict):
+    # First monthly as-of partition (YYYY-MM-01): backfills can start here.
+    first_month: dt.date
+    dimensions: dict[str, HysteresisRule] = Field(min_length=1)
+    # A held provisional assignment (a prospect, too little evidence) gives way at once.
+    provisional_gives_way: bool = True
+    migration_labels: MigrationLabels = MigrationLabels()
+
+    @model_validator(mode="after")
+    def _first_of_month(self) -> HistorySettings:
+        if self.first_month.day != 1:
+            raise ValueError(f"history.first_month {self.first_month} is not the 1st of a month")
+        return self
+
+
+class ClusteringSettings(_Strict):
+    method: Literal["kmeans", "gaussian_mixture"] = "kmeans"
+    k: int = Field(ge=2, le=20)
+    random_state: int = 0
+    # customer_features columns, standardised before clustering
+    features: list[str] = Field(min_length=2)
+    # Customers with fewer orders show too little behaviour to cluster.
+    min_orders: int = Field(3, ge=1)
+    # A cluster agrees with the rules when at least this share of it has one service tier.
+    agreement_share: float = Field(0.8, gt=0, le=1)
+    # A cluster's note names the features whose centre lies this many sd from the mean.
+    notable_sd: float = Field(0.75, gt=0)
 
 
 class LabelWeight(_Strict):
@@ -185,6 +237,8 @@ class SegmentationSettings(_Strict):
     service_tier: ServiceTierSettings
     value_profile: ValueProfileSettings
     industry: IndustrySettings
+    history: HistorySettings
+    clustering: ClusteringSettings
 
 
 def load_segmentation_settings(path: Path | None = None) -> SegmentationSettings:
