@@ -61,3 +61,15 @@ def published_home(tmp_path_factory, generated_landing) -> Path:
     shutil.copytree(generated_landing.parent / "truth", home / "truth")
     run_segments("run", "--home", str(home), check=True)
     return home
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory) -> Path:
+    """A home after `segments demo` (2,000 companies, seed 42): the scale the acceptance targets
+    (matching F1, segment accuracy) are stated for. SEGMENTS_DEMO_HOME reuses an existing one."""
+    existing = os.environ.get("SEGMENTS_DEMO_HOME")
+    if existing:
+        return Path(existing)
+    home = tmp_path_factory.mktemp("demo")
+    run_segments("demo", "--home", str(home), check=True)
+    return home

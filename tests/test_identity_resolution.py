@@ -54,18 +54,85 @@ def test_matching_quality_against_truth(published_home):
     ).df()
     con.close()
     scores = pairwise_scores(source_map, published_home / "truth")
-    # Measured 1.00 / 0.98-0.99 on seeds 1, 2 and 7; a false merge corrupts two companies' KPIs.
-    assert scores["precision"] >= 0.98, scores
-    assert scores["f1"] >= 0.95, scores
+    # A false merge corrupts two companies' KPIs: precision first. At 2,000 companies seeds 7
+    # and 42 measure P 1.000 / F1 0.995 and 0.991; this small e2e sample is noisier.
+    assert scores["precision"] >= 0.99, scores
+    assert scores["f1"] >= 0.97, scores
     assert set(source_map["match_method"]) <= {
         "erp_link",
         "vat",
         "domain",
         "probabilistic",
+        "predecessor",
         "steward",
         "singleton",
     }
     assert "probabilistic" in set(source_map["match_method"])
+
+
+@pytest.mark.e2e
+def test_matching_meets_the_f1_target_on_the_default_demo(demo_home):
+    """Issue 3's target, on the data `make demo` runs (2,000 companies, seed 42; tuned on 7)."""
+    con = duckdb.connect(str(demo_home / "published" / "analytics.duckdb"), read_only=True)
+    try:
+        source_map = con.execute(
+            "select source_system, source_id, customer_id from customer_source_map").df()
+    finally:
+        con.close()
+    scores = pairwise_scores(source_map, demo_home / "truth")
+    print(scores)
+    assert scores["precision"] >= 0.995, scores
+    assert scores["f1"] >= 0.98, scores
+
+
+def test_every_staged_record_appears_exactly_once_in_the_published_source_map(published_home):
+    con = duckdb.connect(str(published_home / "warehouse.duckdb"), read_only=True)
+    staged = set(
+        con.execute(
+            "select 'crm', account_id from staging.stg_crm__accounts union all "
+            "select 'erp', customer_number from staging.stg_erp__customers"
+        ).fetchall()
+    )
+    con.close()
+    con = duckdb.connect(str(published_home / "published" / "analytics.duckdb"), read_only=True)
+    published = con.execute(
+        "select source_system, source_id, customer_id from customer_source_map"
+    ).fetchall()
+    customers = {c for (c,) in con.execute("select customer_id from dim_customer").fetchall()}
+    con.close()
+    keys = [(system, source_id) for system, source_id, _ in published]
+    assert len(keys) == len(set(keys)), "a source record appears twice"
+    assert set(keys) == staged
+    assert all(customer_id in customers for *_, customer_id in published)
+
+
+# Golden attribute -> (its value columns, the column naming the system that supplied it).
+GOLDEN_LINEAGE = {
+    "customer_name": (["customer_name"], "name_source"),
+    "address": (["street", "postal_code", "city"], "address_source"),
+    "country_code": (["country_code"], "country_source"),
+    "vat_id": (["vat_id"], "vat_id_source"),
+    "industry": (["industry"], "industry_source"),
+    "ownership": (["ownership"], "ownership_source"),
+    "business_model": (["business_model"], "business_model_source"),
+    "region": (["region"], "region_source"),
+}
+
+
+def test_every_published_customer_says_where_each_golden_attribute_came_from(published_home):
+    con = duckdb.connect(str(published_home / "published" / "analytics.duckdb"), read_only=True)
+    dim = con.execute("select * from dim_customer").df()
+    con.close()
+    has_system = {"crm": dim["crm_account_count"] > 0, "erp": dim["erp_customer_count"] > 0}
+    for attribute, (value_columns, source_column) in GOLDEN_LINEAGE.items():
+        has_value = dim[value_columns].notna().any(axis=1)
+        source = dim[source_column]
+        assert (has_value == source.notna()).all(), f"{attribute}: value without source or back"
+        for system, present in has_system.items():
+            # A source system the customer has no record in cannot have supplied the value.
+            assert present[source == system].all(), f"{attribute} from {system} without record"
+    assert dim["region"].notna().all()
+    assert set(dim["region_source"]) <= {"crm_owner_region", "country", "unknown"}
 
 
 def test_steward_decisions_change_the_next_run(warehouse):

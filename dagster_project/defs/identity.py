@@ -10,15 +10,15 @@ from dagster_project.resources import WarehouseResource
     key=AssetKey(["identity", "customer_source_map"]),
     group_name="identity",
     deps=[
-        AssetKey(["staging", "stg_crm__accounts"]),
-        AssetKey(["staging", "stg_erp__customers"]),
+        # the staged CRM accounts and ERP customers, normalised for matching by dbt
+        AssetKey(["intermediate", "int_customer_match_records"]),
         # only for the revenue an uncertain match touches (steward queue)
         AssetKey(["intermediate", "int_order_lines_converted_to_eur"]),
     ],
     kinds={"duckdb", "python"},
     description="Every CRM account and ERP customer -> one stable customer_id: deterministic "
     "evidence (VAT id), a Fellegi-Sunter model (Splink) confirming ERP links, shared domains "
-    "and name/address matches, steward "
+    "and name/address matches, merger predecessors joined to their survivor, steward "
     "decisions from seeds/, clusters guarded against chaining; uncertain pairs -> steward queue.",
 )
 def customer_identity(

@@ -39,6 +39,28 @@ MODEL_COLUMNS = [
     "erp_link",
 ]
 
+# One name is the other followed by more words: a legal form normalisation did not know (typed
+# "Limted", "Srrl") or an ERP name2 addition ("EXPORT", a department). Its own level, so EM learns
+# how much it is worth; it also fits a parent brand and its subsidiary ("NORVIK" / "NORVIK
+# ENERGY"), so it only decides a pair together with the address.
+NAME_EXTENDS = (
+    "starts_with(name_norm_l, name_norm_r || ' ') or starts_with(name_norm_r, name_norm_l || ' ')"
+)
+# Legal forms agree when the two spellings can mean one form (dbt gives every form a spelling
+# can mean, '|'-separated: "Private Limited" is Pte Ltd or Pvt Ltd).
+LEGAL_FORMS_OVERLAP = (
+    "list_has_any(string_split(legal_form_l, '|'), string_split(legal_form_r, '|'))"
+)
+
+SAME_HOUSE_NUMBERS = (
+    "regexp_replace(street_norm_l, '[^0-9]', '', 'g') "
+    "= regexp_replace(street_norm_r, '[^0-9]', '', 'g')"
+)
+ADDRESS_KNOWN_ON_BOTH_SIDES = (
+    "street_norm_l is not null and street_norm_r is not null "
+    "and postal_code_norm_l is not null and postal_code_norm_r is not null"
+)
+
 # The CRM record names this ERP record in its erp_customer_number (either side of the pair).
 ERP_LINK_AGREES = (
     "(erp_link_l = source_id_r and source_system_r = 'erp') "
@@ -63,6 +85,7 @@ def _name_comparison(model: ModelSettings):
     ]
     levels += [cll.DamerauLevenshteinLevel("name_norm", d) for d in model.name_max_edit_distances]
     levels += [cll.JaroWinklerLevel("name_norm", t) for t in model.name_similarity_thresholds]
+    levels.append(cll.CustomLevel(NAME_EXTENDS, "one name is the other with words added"))
     levels.append(cll.ElseLevel())
     return cl.CustomComparison(comparison_levels=levels, output_column_name="name")
 
@@ -73,7 +96,14 @@ def _location_comparison(model: ModelSettings):
     import splink.comparison_level_library as cll
     import splink.comparison_library as cl
 
-    street = cll.JaroWinklerLevel("street_norm", model.street_similarity_threshold)
+    def street():
+        # Spelling may differ (JW), the house number may not: "KRAFTWERKSTR 100" and
+        # "KRAFTWERKSTR 104" are two sites.
+        return cll.And(
+            cll.JaroWinklerLevel("street_norm", model.street_similarity_threshold),
+            cll.CustomLevel(SAME_HOUSE_NUMBERS),
+        )
+
     postal = cll.ExactMatchLevel("postal_code_norm")
     city = cll.Or(
         cll.ExactMatchLevel("city_norm"),
@@ -89,9 +119,21 @@ def _location_comparison(model: ModelSettings):
         output_column_name="location",
         comparison_levels=[
             unknown,
-            cll.And(street, postal).configure(label_for_charts="same street and postal code"),
-            cll.And(street, city).configure(label_for_charts="same street and city"),
+            cll.And(street(), postal).configure(label_for_charts="same street and postal code"),
+            cll.And(street(), city).configure(label_for_charts="same street and city"),
+            # A city in another language (Munich / MUENCHEN) and a postal code missing on one side.
+            street().configure(label_for_charts="same street"),
             postal.configure(label_for_charts="same postal code"),
+            # Street and postal code both known and both different: another site in the same
+            # city. Its own level so that EM can weigh it against the match (two companies of
+            # one name in one city are common; one company at two known addresses is rarer).
+            cll.And(
+                cll.Or(
+                    cll.ExactMatchLevel("city_norm"),
+                    cll.JaroWinklerLevel("city_norm", model.city_similarity_threshold),
+                ),
+                cll.CustomLevel(ADDRESS_KNOWN_ON_BOTH_SIDES),
+            ).configure(label_for_charts="same city, other street and postal code"),
             city.configure(label_for_charts="same city"),
             cll.ElseLevel(),
         ],
@@ -115,7 +157,14 @@ def _settings(model: ModelSettings):
     )
     comparisons = [
         _name_comparison(model),
-        cl.ExactMatch("legal_form"),
+        cl.CustomComparison(
+            output_column_name="legal_form",
+            comparison_levels=[
+                cll.NullLevel("legal_form"),
+                cll.CustomLevel(LEGAL_FORMS_OVERLAP, "legal forms can be the same"),
+                cll.ElseLevel(),
+            ],
+        ),
         _location_comparison(model),
         cl.ExactMatch("country_code"),
         cl.ExactMatch("vat"),

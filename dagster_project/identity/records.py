@@ -1,60 +1,58 @@
 """The records identity resolution compares: every staged CRM account and ERP customer with its
-matching attributes in one normalised shape (identity/normalise.py)."""
+matching attributes in one spelling. dbt normalises them (model int_customer_match_records,
+macros/company_names.sql, driven by the identity_* seeds); this module only decides which
+values count as evidence (config/identity.yml)."""
 
 from __future__ import annotations
 
 import duckdb
 import pandas as pd
 
-from dagster_project.identity.normalise import (
-    NameNormaliser,
-    normalise_domain,
-    normalise_postal_code,
-    normalise_street,
-    tokens_of,
-)
-from dagster_project.identity.settings import IdentitySettings, load_legal_forms
+from dagster_project.identity.settings import IdentitySettings
 
-SOURCE_RECORDS_SQL = """
-select 'crm' as source_system, account_id as source_id, account_name as name,
-       billing_street as street, billing_postal_code as postal_code, billing_city as city,
-       country_code, vat_id as vat, website_domain as domain, erp_customer_number as erp_link,
-       is_deleted
-from staging.stg_crm__accounts
-union all
-select 'erp', customer_number, customer_name, street, postal_code, city, country_code, vat_id,
-       null, null, is_deleted
-from staging.stg_erp__customers
+MATCH_RECORDS_TABLE = "intermediate.int_customer_match_records"
+
+SOURCE_RECORDS_SQL = f"""
+select source_system, source_id, record_name as name, name_norm, legal_form, name_token,
+       street_norm, postal_code_norm, city_norm, country_code, vat_id as vat,
+       website_domain as domain, erp_customer_number as erp_link, parent_account_id, is_deleted
+from {MATCH_RECORDS_TABLE}
 order by source_system, source_id
 """
 
+TEXT_COLUMNS = [
+    "name",
+    "name_norm",
+    "legal_form",
+    "name_token",
+    "street_norm",
+    "postal_code_norm",
+    "city_norm",
+    "country_code",
+    "vat",
+    "domain",
+    "erp_link",
+    "parent_account_id",
+]
 
-def normalise_records(raw: pd.DataFrame, settings: IdentitySettings) -> pd.DataFrame:
-    """Add the normalised matching columns to raw source records (columns of SOURCE_RECORDS_SQL)."""
+
+def evidence_records(raw: pd.DataFrame, settings: IdentitySettings) -> pd.DataFrame:
+    """Normalised records (columns of SOURCE_RECORDS_SQL) with a uid, and without the values
+    that say nothing: VAT ids too short to identify a company, free-mail and site-builder
+    domains. Missing values are None (Splink and the clustering compare None as unknown)."""
     norm = settings.normalisation
-    forms = load_legal_forms()
-    names = NameNormaliser(
-        zip(forms["legal_form"], forms["spelling"], strict=True), norm.transliteration
-    )
     out = raw.reset_index(drop=True).copy()
     out["uid"] = out["source_system"] + ":" + out["source_id"]
-    parsed = [names.normalise(n) for n in out["name"]]
-    out["name_norm"] = [p[0] for p in parsed]
-    out["legal_form"] = [p[1] for p in parsed]
-    out["name_token"] = [n.split()[0] if n else None for n in out["name_norm"]]
-    out["street_norm"] = [
-        normalise_street(s, norm.transliteration, norm.street_abbreviations) for s in out["street"]
-    ]
-    out["postal_code_norm"] = [normalise_postal_code(p) for p in out["postal_code"]]
-    out["city_norm"] = [" ".join(tokens_of(c, norm.transliteration)) or None for c in out["city"]]
-    out["domain"] = [normalise_domain(d, norm.ignored_domains) for d in out["domain"]]
-    vat = out["vat"].where(out["vat"].str.len() >= norm.min_vat_length)
-    out["vat"] = vat.astype(object).where(vat.notna(), None)
-    for col in ("country_code", "erp_link"):
+    for col in TEXT_COLUMNS:
         out[col] = out[col].astype(object).where(out[col].notna(), None)
+    short_vat = out["vat"].map(lambda v: v is not None and len(v) < norm.min_vat_length)
+    out.loc[short_vat, "vat"] = None
+    ignored = set(norm.ignored_domains)
+    out.loc[out["domain"].isin(ignored), "domain"] = None
+    out["is_deleted"] = out["is_deleted"].fillna(False).astype(bool)
     return out
 
 
 def load_source_records(con: duckdb.DuckDBPyConnection, settings: IdentitySettings) -> pd.DataFrame:
     """Every staged CRM account and ERP customer, normalised, ordered by system and id."""
-    return normalise_records(con.execute(SOURCE_RECORDS_SQL).df(), settings)
+    return evidence_records(con.execute(SOURCE_RECORDS_SQL).df(), settings)

@@ -5,8 +5,10 @@ steward-confirmed matches (seeds), equal valid VAT id, then pairs the Fellegi-Su
 (identity/probabilistic.py) confirms: `erp_link` when the CRM's ERP link names the pair, `domain`
 when both share a web domain, `probabilistic` otherwise. The ERP link and the domain are not
 trusted alone (stale links; unrelated companies share short domains): they make sure the pair is
-scored, and the model decides. Pairs in the configured uncertainty band, and model
-links the guard refused, are not merged: they go to the steward queue as `uncertain_match`.
+scored, and the model decides. Last, the records a merger left behind join their survivor
+(`predecessor`, identity/predecessors.py: same address and a shared web domain or CRM parent
+link). Pairs in the configured uncertainty band, and model links the guard refused, are not
+merged: they go to the steward queue as `uncertain_match`.
 
 Writes identity.customer_source_map (one row per record, with match method, probability and
 evidence), identity.candidate_links (every link and what was decided) and
@@ -24,6 +26,7 @@ import pandas as pd
 
 from dagster_project.identity.clustering import METHOD_RANK, guarded_clusters
 from dagster_project.identity.customer_ids import REGISTRY_DDL, assign_customer_ids
+from dagster_project.identity.predecessors import predecessor_links
 from dagster_project.identity.probabilistic import score_candidate_pairs
 from dagster_project.identity.records import load_source_records
 from dagster_project.identity.settings import IdentitySettings, identity_settings
@@ -106,14 +109,8 @@ def resolve_identities(
     )
     forbidden = _pair_positions(non_matches, pos_of)
     forbidden_pairs = list(zip(forbidden["a"], forbidden["b"], strict=True))
-    links = pd.concat(
-        [
-            steward_links,
-            _key_links(records, "vat", "vat"),
-            model_links,
-        ],
-        ignore_index=True,
-    )
+    evidence = [steward_links, _key_links(records, "vat", "vat"), model_links]
+    links = pd.concat([e for e in evidence if len(e)] or evidence[:1], ignore_index=True)
     # A steward non-match removes the direct link too, not only the transitive one.
     banned = {frozenset(p) for p in forbidden_pairs}
     if banned:
@@ -121,13 +118,33 @@ def resolve_identities(
         links = links[~np.array(direct, dtype=bool)]
 
     t0 = time.perf_counter()
-    clusters, links = guarded_clusters(
-        records["vat"].tolist(),
-        links,
-        forbidden_pairs,
-        settings.clustering.max_cluster_size,
-        settings.clustering.refuse_distinct_vat_ids,
-    )
+    vat_exempt = {"steward"}
+    if settings.predecessors.vat_ids_change_on_mergers:
+        vat_exempt.add("predecessor")
+
+    def cluster(all_links: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        return guarded_clusters(
+            records["vat"].tolist(),
+            all_links,
+            forbidden_pairs,
+            settings.clustering.max_cluster_size,
+            settings.clustering.refuse_distinct_vat_ids,
+            frozenset(vat_exempt),
+        )
+
+    # The ordinary evidence first; a merger's leftovers join whole clusters it made.
+    own_clusters, decided_links = cluster(links)
+    successors = predecessor_links(records, own_clusters, settings.predecessors)
+    if banned and not successors.empty:
+        direct = [
+            frozenset((a, b)) in banned
+            for a, b in zip(successors["a"], successors["b"], strict=True)
+        ]
+        successors = successors[~np.array(direct, dtype=bool)]
+    if successors.empty:
+        clusters, links = own_clusters, decided_links
+    else:
+        clusters, links = cluster(pd.concat([links, successors], ignore_index=True))
     timings["cluster_seconds"] = time.perf_counter() - t0
     records["cluster"] = clusters
 
@@ -158,6 +175,7 @@ def resolve_identities(
         records["match_method"] + " with " + other_uid.fillna(""),
         "no link found",
     )
+    _label_predecessors(records, own_clusters, links)
 
     # Uncertain: in the review band, or confident but refused by the guard; and still apart.
     refused = links[~links["accepted"] & (links["method"] != "steward")]
@@ -186,6 +204,45 @@ def resolve_identities(
         for col in ("uid", "name", "source_system", "source_id"):
             uncertain[f"{col}_{side}"] = uncertain[side].map(records[col]).to_numpy()
     return ResolutionResult(records, links, uncertain.reset_index(drop=True), scored, timings)
+
+
+def _label_predecessors(records: pd.DataFrame, own_clusters: np.ndarray, links: pd.DataFrame):
+    """Records that joined their customer through a predecessor link say so: in a customer made
+    of several clusters of the ordinary evidence, the survivor is the cluster with the most live
+    records (then the larger, then the first); the others are the absorbed companies'."""
+    joins = links[links["accepted"] & (links["method"] == "predecessor")]
+    if joins.empty:
+        return
+    parts = pd.DataFrame(
+        {
+            "pos": records["pos"].to_numpy(),
+            "own": own_clusters,
+            "cluster": records["cluster"].to_numpy(),
+            "live": ~records["is_deleted"].to_numpy(dtype=bool),
+        }
+    )
+    per_part = parts.groupby(["cluster", "own"]).agg(
+        live=("live", "sum"), size=("pos", "size"), first=("pos", "min")
+    )
+    per_part = per_part.reset_index().sort_values(
+        ["cluster", "live", "size", "first"], ascending=[True, False, False, True]
+    )
+    survivor = per_part.drop_duplicates("cluster").set_index("cluster")
+    absorbed = parts["own"].to_numpy() != parts["cluster"].map(survivor["own"]).to_numpy()
+    if not absorbed.any():
+        return
+    evidence_of = {}
+    for a, b, text in zip(joins["a"], joins["b"], joins["evidence"], strict=True):
+        for pos in (a, b):
+            evidence_of.setdefault(own_clusters[pos], text)
+    survivor_uid = parts["cluster"].map(survivor["first"]).map(records["uid"])
+    idx = records.index[absorbed]
+    records.loc[idx, "match_method"] = "predecessor"
+    records.loc[idx, "match_probability"] = 1.0
+    records.loc[idx, "match_evidence"] = [
+        f"predecessor of {survivor_uid[i]}: {evidence_of.get(own_clusters[i], 'merger')}"
+        for i in idx
+    ]
 
 
 def _anchor_flags(records: pd.DataFrame) -> pd.Series:
@@ -272,8 +329,12 @@ def link_records(
     con.unregister("linked_records")
 
     links = result.links.assign(
-        uid_a=lambda d: d["a"].map(records["uid"]), uid_b=lambda d: d["b"].map(records["uid"])
-    )[["uid_a", "uid_b", "method", "match_probability", "accepted", "refused_because"]]
+        uid_a=lambda d: d["a"].map(records["uid"]),
+        uid_b=lambda d: d["b"].map(records["uid"]),
+        # only rule links (predecessor) explain themselves beyond their method
+        evidence=lambda d: d.get("evidence"),
+    )[["uid_a", "uid_b", "method", "match_probability", "accepted", "refused_because", "evidence"]]
+    links["evidence"] = links["evidence"].astype(object).where(links["evidence"].notna(), None)
     con.register("decided_links", links)
     con.execute("create or replace table identity.candidate_links as select * from decided_links")
     con.unregister("decided_links")

@@ -1,19 +1,17 @@
-"""Validated identity settings: config/identity.yml (thresholds, blocking, chaining guard) and the
-legal-form seed. A typo in the YAML fails at load time with the key named, not mid-run."""
+"""Validated identity settings: config/identity.yml (evidence rules, model, thresholds, chaining
+guard, merger predecessors). A typo in the YAML fails at load time with the key named, not mid-run.
+The spelling vocabularies (legal forms, transliterations, street words) are seeds that dbt's
+int_customer_match_records applies."""
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dagster_project.paths import SEEDS_DIR
-
 IDENTITY_CONFIG_FILE = Path(__file__).resolve().parents[1] / "config" / "identity.yml"
-LEGAL_FORMS_SEED = SEEDS_DIR / "identity_legal_forms.csv"
 
 
 class _Strict(BaseModel):
@@ -21,8 +19,8 @@ class _Strict(BaseModel):
 
 
 class NormalisationSettings(_Strict):
-    transliteration: dict[str, str]
-    street_abbreviations: dict[str, str] = {}
+    """Which normalised values count as evidence (dbt normalises them)."""
+
     ignored_domains: list[str] = []
     min_vat_length: int = Field(8, ge=1)
 
@@ -55,11 +53,32 @@ class ClusteringSettings(_Strict):
     refuse_distinct_vat_ids: bool = True
 
 
+PREDECESSOR_EVIDENCE = ("web_domain", "crm_parent_account")
+
+
+class PredecessorSettings(_Strict):
+    """Records of companies absorbed by a merger (identity/predecessors.py)."""
+
+    enabled: bool = False
+    evidence: list[str] = list(PREDECESSOR_EVIDENCE)
+    vat_ids_change_on_mergers: bool = True
+
+    @model_validator(mode="after")
+    def _known_evidence(self) -> PredecessorSettings:
+        unknown = sorted(set(self.evidence) - set(PREDECESSOR_EVIDENCE))
+        if unknown:
+            raise ValueError(
+                f"predecessors.evidence: unknown {unknown}, use {PREDECESSOR_EVIDENCE}"
+            )
+        return self
+
+
 class IdentitySettings(_Strict):
     normalisation: NormalisationSettings
     model: ModelSettings
     decision: DecisionSettings
     clustering: ClusteringSettings = ClusteringSettings()
+    predecessors: PredecessorSettings = PredecessorSettings()
 
 
 def load_identity_settings(path: Path = IDENTITY_CONFIG_FILE) -> IdentitySettings:
@@ -70,12 +89,3 @@ def load_identity_settings(path: Path = IDENTITY_CONFIG_FILE) -> IdentitySetting
 @cache
 def identity_settings() -> IdentitySettings:
     return load_identity_settings()
-
-
-def load_legal_forms(path: Path = LEGAL_FORMS_SEED) -> pd.DataFrame:
-    """legal_form, spelling: every way a legal form is written (seed, editable by stewards)."""
-    forms = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"legal_form", "spelling"} - set(forms.columns)
-    if missing:
-        raise ValueError(f"{path.name}: missing columns {sorted(missing)}")
-    return forms[(forms["legal_form"] != "") & (forms["spelling"] != "")]

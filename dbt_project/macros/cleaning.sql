@@ -17,14 +17,19 @@
 
 {#
     A VAT id in one spelling: upper case, without spaces, dashes, dots or slashes, and with
-    the country prefix (`vat_prefix`, e.g. FI, or EL for Greece) added when the id starts
-    with a digit. Ids that already carry a two-letter prefix are kept as they are.
+    the country prefix (`vat_prefix`, e.g. FI, or EL for Greece) added when it is missing. An id
+    counts as prefixed when it starts with the country's own prefix, or with two letters and a
+    digit (another country's id: DE123456789 on an Austrian account). National ids that start
+    with letters themselves (Mexican RFC PFH365949RD1, Austrian U12345678) get the prefix.
 #}
 {% macro normalize_vat_id(vat_column, vat_prefix_column) -%}
     {%- set compact = "upper(" ~ segments.regex_replace_all(vat_column, "[[:space:]./-]", "") ~ ")" -%}
     case
         when nullif({{ compact }}, '') is null then null
-        when {{ segments.regex_matches(compact, "^[A-Z]{2}") }} then {{ compact }}
+        when {{ vat_prefix_column }} is not null
+            and left({{ compact }}, length({{ vat_prefix_column }})) = {{ vat_prefix_column }}
+            then {{ compact }}
+        when {{ segments.regex_matches(compact, "^[A-Z]{2}[0-9]") }} then {{ compact }}
         when {{ vat_prefix_column }} is not null then {{ dbt.concat([vat_prefix_column, compact]) }}
         else {{ compact }}
     end

@@ -22,6 +22,11 @@ identity_map as (
     select * from {{ ref('stg_identity__customer_source_map') }}
 ),
 
+match_records as (
+    select source_system, source_id, name_norm
+    from {{ ref('int_customer_match_records') }}
+),
+
 crm_records as (
     select
         'crm' as source_system,
@@ -97,6 +102,7 @@ select
     source_records.country_region,
     source_records.owner_region,
     source_records.crm_role,
+    match_records.name_norm,
     source_records.parent_account_id,
     source_records.vat_id,
     source_records.website_domain,
@@ -111,3 +117,6 @@ from source_records
 left join identity_map
     on identity_map.source_system = source_records.source_system
     and identity_map.source_id = source_records.source_id
+left join match_records
+    on match_records.source_system = source_records.source_system
+    and match_records.source_id = source_records.source_id

@@ -1,6 +1,7 @@
 -- The unified customer: one row per customer_id of the identity map, with its golden record
 -- (survivorship by seeds/identity_survivorship_rules.csv, int_customer_golden_attributes) and
--- the source system of every golden attribute, its roles and its ordering history.
+-- the source system of every golden attribute, its roles, its place in a group
+-- (int_customer_hierarchy) and its ordering history. Roles over time: customer_roles.
 with
 
 records as (
@@ -56,6 +57,7 @@ record_summary as (
         max(case when crm_role = 'epc' then 1 else 0 end) = 1 as is_epc,
         max(case when crm_role = 'partner' then 1 else 0 end) = 1 as is_partner,
         max(case when crm_role = 'competitor' then 1 else 0 end) = 1 as is_competitor,
+        max(case when crm_role = 'customer' then 1 else 0 end) = 1 as is_crm_customer,
         min(case when is_deleted then 1 else 0 end) = 1 as is_deleted
     from records
     group by customer_id
@@ -87,10 +89,28 @@ end_users_on_orders as (
         on erp_records.customer_number = orders.end_user_customer_number
 ),
 
-crm_records as (
-    select source_id as account_id, customer_id
-    from records
-    where source_system = 'crm'
+hierarchy as (
+    select * from {{ ref('int_customer_hierarchy') }}
+),
+
+roles as (
+    select
+        record_summary.customer_id,
+        coalesce(order_summary.order_count, 0) > 0 as is_buyer,
+        record_summary.has_end_user_role or end_users_on_orders.customer_id is not null
+            as is_end_user,
+        record_summary.erp_customer_count = 0 and coalesce(order_summary.order_count, 0) = 0
+            as is_prospect,
+        record_summary.is_crm_customer,
+        record_summary.is_distributor,
+        record_summary.is_epc,
+        record_summary.is_partner,
+        record_summary.is_competitor
+    from record_summary
+    left join order_summary
+        on order_summary.customer_id = record_summary.customer_id
+    left join end_users_on_orders
+        on end_users_on_orders.customer_id = record_summary.customer_id
 ),
 
 {% set golden_attributes = ['customer_name', 'address', 'country_code', 'vat_id', 'industry',
@@ -113,10 +133,11 @@ select
     record_summary.customer_id,
     primary_crm.source_id as primary_crm_account_id,
     primary_erp.source_id as primary_erp_customer_number,
-    case
-        when parent_accounts.customer_id <> record_summary.customer_id
-            then parent_accounts.customer_id
-    end as parent_customer_id,
+
+    -- hierarchy
+    hierarchy.parent_customer_id,
+    hierarchy.group_customer_id,
+    hierarchy.served_by_customer_id,
 
     -- golden record (value, and the system that supplied it)
     golden.customer_name_value as customer_name,
@@ -153,15 +174,21 @@ select
     record_summary.crm_account_ids,
     record_summary.erp_customer_numbers,
 
-    -- roles
-    coalesce(order_summary.order_count, 0) > 0 as is_buyer,
-    record_summary.has_end_user_role or end_users_on_orders.customer_id is not null as is_end_user,
+    -- roles: every role the customer has, in one fixed order (the flags below say the same)
+    nullif(concat_ws(',',
+        {%- for role in ['customer', 'buyer', 'end_user', 'distributor', 'epc', 'partner',
+                         'competitor', 'prospect'] %}
+        case when {{ 'roles.is_crm_customer' if role == 'customer' else 'roles.is_' ~ role }}
+            then '{{ role }}' end{% if not loop.last %},{% endif %}
+        {%- endfor %}
+    ), '') as roles,
+    roles.is_buyer,
+    roles.is_end_user,
     record_summary.is_distributor,
     record_summary.is_epc,
     record_summary.is_partner,
     record_summary.is_competitor,
-    record_summary.erp_customer_count = 0 and coalesce(order_summary.order_count, 0) = 0
-        as is_prospect,
+    roles.is_prospect,
     record_summary.is_deleted,
 
     -- ordering history (orders up to the as-of date)
@@ -174,12 +201,12 @@ left join primary_crm
     on primary_crm.customer_id = record_summary.customer_id
 left join primary_erp
     on primary_erp.customer_id = record_summary.customer_id
-left join crm_records as parent_accounts
-    on parent_accounts.account_id = primary_crm.parent_account_id
+left join hierarchy
+    on hierarchy.customer_id = record_summary.customer_id
+left join roles
+    on roles.customer_id = record_summary.customer_id
 left join order_summary
     on order_summary.customer_id = record_summary.customer_id
-left join end_users_on_orders
-    on end_users_on_orders.customer_id = record_summary.customer_id
 left join golden
     on golden.customer_id = record_summary.customer_id
 left join records as address_records

@@ -1,5 +1,8 @@
 -- One row per ERP order line (newest version, up to the as-of date) with the unified customer
 -- (identity map on the ERP customer number), product line and EUR revenue, cost and margin.
+-- Two customers per line: the buyer (customer_id) and the customer the goods are for
+-- (end_customer_id: the end user a distributor or EPC order names, else the buyer), so that
+-- KPIs can count either.
 with
 
 order_lines as (
@@ -22,6 +25,10 @@ select
     order_lines.customer_number,
     end_users.customer_id as end_user_customer_id,
     order_lines.end_user_customer_number,
+    case
+        when order_lines.end_user_customer_number is not null then end_users.customer_id
+        else buyers.customer_id
+    end as end_customer_id,
     order_lines.material_number,
 
     -- dates
