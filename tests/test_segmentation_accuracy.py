@@ -19,11 +19,13 @@ from dagster_project.segmentation.settings import segmentation_settings
 
 pytestmark = pytest.mark.e2e
 
-# Measured on 400-customer / 3-year data (seed 2, rules tuned on seed 1): service tier 0.94,
-# ignores-terms flag 0.98; value profile 0.70 per project. The e2e data is smaller (150 x 2).
-SERVICE_TIER_FLOOR = 0.80
+# Floors sit below what the e2e data (150 companies x 2 years, seed 7) gives; the note of issue 4
+# has the figures on 2,000 and 10,000 companies (seeds 42 and 7).
+SERVICE_TIER_FLOOR = 0.85  # buyers with enough orders
+ALL_CUSTOMERS_TIER_FLOOR = 0.70  # every customer, prospects (provisional tier) included
 IGNORES_TERMS_FLOOR = 0.90
-VALUE_PROFILE_FLOOR = 0.50
+VALUE_PROFILE_FLOOR = 0.60  # every project
+CONFIDENT_VALUE_PROFILE_FLOOR = 0.75  # projects whose profile is not provisional
 
 REQUIRED_VALUE_COLUMNS = {
     "customer_id", "as_of", "frequency", "recency_days", "t_days", "monetary_value",
@@ -54,11 +56,15 @@ def test_segment_tables_are_published_with_the_agreed_columns(published_home):
         con.close()
 
 
-def test_service_tier_and_flags_agree_with_the_truth(warehouse, published_home):
+def _scored_tiers(warehouse, published_home) -> pd.DataFrame:
     truth = published_home / "truth"
     tiers = warehouse.execute("select * from segments.customer_service_tier").df()
-    scored = tiers.merge(customer_companies(warehouse, truth), on="customer_id").merge(
+    return tiers.merge(customer_companies(warehouse, truth), on="customer_id").merge(
         truth_companies(truth), on="company_id", suffixes=("", "_truth"))
+
+
+def test_service_tier_and_flags_agree_with_the_truth(warehouse, published_home):
+    scored = _scored_tiers(warehouse, published_home)
     scored = scored[scored["buys"] & ~scored["is_provisional"]]
     tier = score(scored["service_tier_truth"], scored["service_tier"])
     print(tier.as_text())
@@ -68,14 +74,33 @@ def test_service_tier_and_flags_agree_with_the_truth(warehouse, published_home):
     assert terms.accuracy >= IGNORES_TERMS_FLOOR
 
 
+def test_customers_without_orders_get_a_provisional_tier_from_what_shows_before_ordering(
+        warehouse, published_home):
+    scored = _scored_tiers(warehouse, published_home)
+    overall = score(scored["service_tier_truth"], scored["service_tier"])
+    print(overall.as_text())
+    assert overall.accuracy >= ALL_CUSTOMERS_TIER_FLOOR
+    without_orders = scored[scored["reason_codes"].str.startswith("ST.NO_ORDERS")]
+    assert len(without_orders) and without_orders["is_provisional"].all()
+    # not one default tier for all of them: projects sold with service and size speak
+    assert without_orders["service_tier"].nunique() > 1
+
+
 def test_value_profiles_agree_with_the_truth_per_project(warehouse, published_home):
     projects = warehouse.execute("select * from segments.project_value_profiles").df()
-    scored = projects.merge(truth_opportunities(published_home / "truth"), on="opportunity_id",
-                            suffixes=("", "_truth"))
+    truth = truth_opportunities(published_home / "truth")
+    scored = projects.merge(truth, on="opportunity_id", suffixes=("", "_truth"))
+    # every project gets a profile (unrated ones through their customer), not only rated ones
+    assert len(scored) >= 0.9 * len(truth)
     result = score(scored["value_profile_truth"], scored["value_profile"])
     print(result.as_text())
-    assert result.scored >= 50
     assert result.accuracy >= VALUE_PROFILE_FLOOR
+    confident = scored[~scored["is_provisional"]]
+    confident_result = score(confident["value_profile_truth"], confident["value_profile"])
+    print(confident_result.as_text())
+    assert confident_result.scored >= 0.5 * len(scored)
+    assert confident_result.accuracy >= CONFIDENT_VALUE_PROFILE_FLOOR
+    assert confident_result.accuracy > result.accuracy  # confidence means something
 
 
 def test_a_rerun_with_the_same_inputs_and_as_of_gives_identical_tables(warehouse):

@@ -177,3 +177,11 @@ def test_customer_value_rows_carry_reasons_inputs_version_and_as_of_and_rerun_id
     assert no_history["reason_codes"].startswith("CV.NO_PURCHASE_DAYS")
     assert out["inputs"].str.startswith("{").all()
     assert out["clv_365d_eur"].notna().sum() == out["frequency"].notna().sum()
+    # every buyer's reasons name its RFM cell; a single purchase day says so
+    buyers = out[out["frequency"].notna()]
+    cells = "CV.RFM_" + buyers["rfm_r"].astype(str) + buyers["rfm_f"].astype(str) + buyers[
+        "rfm_m"].astype(str)
+    assert [r.split(";")[0] for r in buyers["reason_codes"]] == cells.tolist()
+    single = buyers[buyers["frequency"] == 0]
+    assert len(single) and single["reason_codes"].str.endswith("CV.SINGLE_PURCHASE_DAY").all()
+    assert (single["confidence"] == 0.2).all()

@@ -4,13 +4,16 @@ and the same inputs give the same output."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 from pydantic import ValidationError
 
 from dagster_project.segmentation.assign import read_seed
+from dagster_project.segmentation.explain import inputs_json, inputs_json_rows
 from dagster_project.segmentation.service_tier import assign_service_tier
 from dagster_project.segmentation.settings import (
     SEGMENTATION_FILE,
@@ -18,9 +21,10 @@ from dagster_project.segmentation.settings import (
     load_segmentation_settings,
 )
 from dagster_project.segmentation.value_profile import (
-    assign_project_profiles,
+    ValueProfileInputs,
+    assign_value_profiles,
+    peer_groups,
     profile_coverage,
-    roll_up_to_customers,
 )
 
 AS_OF = dt.date(2025, 12, 31)
@@ -29,8 +33,9 @@ AS_OF = dt.date(2025, 12, 31)
 def _features(**overrides) -> pd.DataFrame:
     base = {
         "customer_id": ["HIGH", "LOW", "NEW", "DRAIN"],
-        "order_count": [40, 12, 0, 20],
+        "order_count": [40, 12, 0, 30],
         "rush_or_expedited_order_share": [0.3, 0.0, None, 0.1],
+        "rush_or_expedited_order_count": [12, 0, 0, 3],
         "change_orders_per_order": [1.5, 0.1, None, 0.7],
         "median_requested_lead_days": [15, 60, None, 30],
         "order_gap_cv": [0.3, 0.95, None, 0.7],
@@ -40,6 +45,8 @@ def _features(**overrides) -> pd.DataFrame:
         "margin_pct": [0.3, 0.28, None, 0.18],
         "mean_days_paid_late": [5, 35, None, 3],
         "cleared_invoice_count": [30, 10, 0, 15],
+        "service_attach_share": [0.7, 0.0, None, 0.2],
+        "employees": [900, 40, None, 300],
     }
     base.update(overrides)
     return pd.DataFrame(base)
@@ -58,7 +65,8 @@ def test_service_tiers_flags_and_reasons_from_the_configured_rules():
         "customer_id")
     assert out.loc["HIGH", "service_tier"] == "High-touch"
     assert out.loc["LOW", "service_tier"] == "Low-touch"
-    assert out.loc["NEW", "service_tier"] == settings.service_tier.tier_without_orders
+    assert out.loc["NEW", "service_tier"] == "Low-touch"
+    assert out.loc["NEW", "reason_codes"] == "ST.NO_ORDERS"
     assert out.loc["NEW", "is_provisional"] and out.loc["NEW", "confidence"] == 0
     assert out.loc["DRAIN", "is_service_draining"] and not out.loc["HIGH", "is_service_draining"]
     assert out.loc["LOW", "ignores_agreed_terms"] and not out.loc["HIGH", "ignores_agreed_terms"]
@@ -101,60 +109,195 @@ def test_service_tier_is_deterministic_whatever_the_input_order():
     pd.testing.assert_frame_equal(first, again)
 
 
-def _ratings(rows: dict[str, dict[str, float | None]]) -> pd.DataFrame:
+def test_a_rush_share_counts_only_with_enough_rush_orders_behind_it():
+    rules = load_segmentation_settings().service_tier
+    # 2 rush orders of 10 (20%) can be chance; 6 of 30 (20%) is a habit
+    features = _features(order_count=[10, 30, 0, 20],
+                         rush_or_expedited_order_share=[0.2, 0.2, None, 0.0],
+                         rush_or_expedited_order_count=[2, 6, 0, 0])
+    out = assign_service_tier(features, rules, "v", AS_OF).set_index("customer_id")
+    assert "ST.RUSH_ORDERS" not in out.loc["HIGH", "reason_codes"].split(";")
+    assert "ST.RUSH_ORDERS" in out.loc["LOW", "reason_codes"].split(";")
+    assert '"rush_or_expedited_order_count": 2' in out.loc["HIGH", "inputs"]
+
+
+def test_customers_without_orders_get_a_provisional_tier_from_what_shows_before_ordering():
+    rules = load_segmentation_settings().service_tier
+    features = _features(customer_id=["PROSPECT_BIG", "PROSPECT_SMALL", "NEW", "BUYER"],
+                         order_count=[0, 0, 0, 20], service_attach_share=[0.8, 0.0, None, 0.9],
+                         employees=[5000, 30, None, 5000],
+                         rush_or_expedited_order_share=[None, None, None, 0.0],
+                         rush_or_expedited_order_count=[0, 0, 0, 0],
+                         change_orders_per_order=[None, None, None, 0.0],
+                         median_requested_lead_days=[None, None, None, 70],
+                         order_gap_cv=[None, None, None, 1.0],
+                         cases_per_order=[None, None, None, 0.0],
+                         active_long_term_agreement_count=[0, 0, 0, 0],
+                         specialty_line_share=[None, None, None, 0.1])
+    out = assign_service_tier(features, rules, "v", AS_OF).set_index("customer_id")
+    big = out.loc["PROSPECT_BIG"]
+    assert big["service_tier"] == "High-touch" and big["is_provisional"]
+    assert big["reason_codes"] == ("ST.NO_ORDERS;ST.SERVICE_ATTACHED_SOME;ST.SERVICE_ATTACHED;"
+                                   "ST.LARGE_COMPANY;ST.KEY_ACCOUNT_SIZE")
+    assert out.loc["PROSPECT_SMALL", "service_tier"] == "Low-touch"
+    # once a customer orders, its behaviour decides, not its size or its projects
+    assert out.loc["BUYER", "service_tier"] == "Low-touch"
+    assert not out.loc["BUYER", "is_provisional"]
+
+
+def _ratings(rows: dict[str, list[dict[str, float]]]) -> pd.DataFrame:
+    """opportunity_id -> its ratings (driver -> rank)."""
     drivers = read_seed("value_drivers")["driver"].tolist()
     return pd.DataFrame([{"opportunity_id": opp, **{f"{d}_rank": ranks.get(d) for d in drivers}}
-                         for opp, ranks in rows.items()])
+                         for opp, ratings in rows.items() for ranks in ratings],
+                        columns=["opportunity_id", *[f"{d}_rank" for d in drivers]])
 
 
-def _projects() -> pd.DataFrame:
+def _projects(customers: dict[str, list[str]]) -> pd.DataFrame:
+    rows = [(opp, customer) for customer, opps in customers.items() for opp in opps]
     return pd.DataFrame({
-        "opportunity_id": ["P1", "P2", "P3", "P4"],
-        "customer_id": ["C1", "C1", "C2", "C3"],
-        "stage": ["Closed Won", "Closed Lost", "Closed Lost", "Prospecting"],
-        "close_date": pd.to_datetime(["2024-01-01", "2025-06-01", "2025-01-01", "2025-02-01"]),
-        "business_model": [None, None, "Reseller", "Reseller"],
-        "operating_environment": [None, None, "Competitive / Volatile", "Competitive / Volatile"],
+        "opportunity_id": [r[0] for r in rows],
+        "customer_id": [r[1] for r in rows],
+        "stage": "Closed Won",
+        "close_date": pd.Timestamp("2025-01-01"),
     })
+
+
+def _accounts(rows: list[tuple]) -> pd.DataFrame:
+    """(customer_id, value_profile, business_model, operating_environment) per CRM account."""
+    return pd.DataFrame({
+        "customer_id": [r[0] for r in rows],
+        "account_id": [f"A{i}" for i in range(len(rows))],
+        "value_profile": [r[1] for r in rows],
+        "business_model": [r[2] for r in rows],
+        "operating_environment": [r[3] for r in rows],
+        "is_deleted": False,
+    }, columns=["customer_id", "account_id", "value_profile", "business_model",
+                "operating_environment", "is_deleted"])
+
+
+def _profiles(ratings, projects, accounts, peers=None, rules=None, drivers=None):
+    rules = rules or load_segmentation_settings().value_profile
+    peers = peers if peers is not None else pd.DataFrame(columns=["customer_id", "peer_group"])
+    inputs = ValueProfileInputs(ratings=ratings, projects=projects, accounts=accounts,
+                                peer_groups=peers)
+    out = assign_value_profiles(inputs, read_seed("value_profiles"),
+                                drivers if drivers is not None else read_seed("value_drivers"),
+                                rules, "v", AS_OF)
+    return out.projects.set_index("opportunity_id"), out.customers.set_index("customer_id")
+
+
+# Lifecycle Partner: service availability, technical excellence, sustainability, price
+LIFECYCLE = {"service_availability": 1, "technical_excellence": 2, "sustainability": 3,
+             "price": 4}
+# Green Project Builder: sustainability, technical excellence, price, service availability
+GREEN = {"sustainability": 1, "technical_excellence": 2, "price": 3}
 
 
 def test_projects_take_the_profile_whose_driver_priority_the_ranking_follows():
-    settings = load_segmentation_settings().value_profile
-    ratings = _ratings({
-        # Lifecycle Partner: service availability, technical excellence, sustainability, price
-        "P1": {"service_availability": 1, "technical_excellence": 2, "sustainability": 3,
-               "price": 4},
-        # Green Project Builder: sustainability first
-        "P2": {"sustainability": 1, "technical_excellence": 2, "price": 3},
-    })
-    out = assign_project_profiles(ratings, _projects(), read_seed("value_profiles"),
-                                  read_seed("value_drivers"), settings, "v", AS_OF)
-    got = out.set_index("opportunity_id")
-    assert got.loc["P1", "value_profile"] == "Lifecycle Partner"
-    assert got.loc["P2", "value_profile"] == "Green Project Builder"
-    # no rating: the account's business model x operating environment cell decides
-    assert got.loc["P3", "value_profile"] == "Volume Reseller"
-    assert got.loc["P3", "reason_codes"] == "VP.ACCOUNT_CELL"
-    customers = roll_up_to_customers(out, settings, "v", AS_OF).set_index("customer_id")
-    # the most recent won project wins over a later lost one
+    projects, customers = _profiles(
+        _ratings({"P1": [LIFECYCLE], "P2": [GREEN]}), _projects({"C1": ["P1"], "C2": ["P2"]}),
+        _accounts([]))
+    assert projects.loc["P1", "value_profile"] == "Lifecycle Partner"
+    assert projects.loc["P2", "value_profile"] == "Green Project Builder"
+    assert projects.loc["P1", "reason_codes"].startswith("VP.RATINGS_1")
+    assert "service_availability>technical_excellence" in projects.loc["P1", "inputs"]
     assert customers.loc["C1", "value_profile"] == "Lifecycle Partner"
-    assert customers.loc["C1", "reason_codes"] == "VP.MOST_RECENT_WON_PROJECT"
-    assert customers.loc["C2", "reason_codes"] == "VP.MAJORITY_OF_PROJECTS"
+    assert (projects["scheme_version"] == "v").all() and (customers["as_of"] == AS_OF).all()
+
+
+def test_the_crm_account_decides_the_customer_and_unrated_projects_follow_it():
+    accounts = _accounts([
+        ("C1", "Volume Reseller", "Reseller", "Competitive / Volatile"),
+        # a picklist alone, and a cell alone (business model x operating environment)
+        ("C2", "Trusted Channel", None, None),
+        ("C3", None, "Merchant / Trader", "Regulated / Contracted"),
+    ])
+    projects, customers = _profiles(_ratings({}), _projects({"C1": ["P1", "P2"], "C2": ["P3"],
+                                                             "C3": ["P4"]}), accounts)
+    assert customers.loc["C1", "value_profile"] == "Volume Reseller"
+    assert customers.loc["C1", "reason_codes"].split(";")[:2] == ["VP.ACCOUNT_PICKLIST",
+                                                                  "VP.ACCOUNT_CELL"]
+    assert customers.loc["C2", "value_profile"] == "Trusted Channel"
+    assert customers.loc["C3", "value_profile"] == "Contracted Yield Seeker"
+    assert projects.loc["P1", "value_profile"] == "Volume Reseller"
+    assert projects.loc["P1", "reason_codes"] == "VP.CUSTOMER_PROFILE"
+    # picklist and cell agree: more confident than one source alone
+    assert customers.loc["C1", "confidence"] > customers.loc["C2", "confidence"]
+
+
+def test_a_customers_rated_projects_inform_its_unrated_ones_and_can_overrule_the_picklist():
+    ratings = _ratings({f"P{i}": [LIFECYCLE] for i in range(1, 5)})
+    accounts = _accounts([("C1", "Volume Reseller", None, None)])
+    projects, customers = _profiles(ratings, _projects({"C1": ["P1", "P2", "P3", "P4", "P5"]}),
+                                    accounts)
+    # four projects ranked like a Lifecycle Partner outweigh one (often wrong) picklist value
+    assert customers.loc["C1", "value_profile"] == "Lifecycle Partner"
+    assert "VP.ACCOUNT_PICKLIST_OVERRULED" in customers.loc["C1", "reason_codes"]
+    assert customers.loc["C1", "rated_projects"] == 4 and customers.loc["C1", "projects"] == 5
+    assert projects.loc["P5", "value_profile"] == "Lifecycle Partner"
+    assert not projects.loc["P5", "is_rated"]
+
+
+def test_customers_without_evidence_take_their_peer_groups_usual_profile_provisionally():
+    members = [f"C{i}" for i in range(12)]
+    accounts = _accounts([(c, "Volume Reseller", "Reseller", "Competitive / Volatile")
+                          for c in members[:-1]] + [(members[-1], None, None, None)])
+    peers = pd.DataFrame({"customer_id": members, "peer_group": "is_distributor"})
+    projects, customers = _profiles(_ratings({}), _projects({members[-1]: ["P1"]}), accounts,
+                                    peers)
+    newcomer = customers.loc[members[-1]]
+    assert newcomer["value_profile"] == "Volume Reseller"
+    assert newcomer["reason_codes"].split(";")[0] == "VP.PEER_GROUP_ONLY"
+    assert newcomer["is_provisional"] and newcomer["peer_group"] == "is_distributor"
+    assert not customers.loc[members[0], "is_provisional"]
+
+
+def test_peer_groups_by_role_flag_first_then_industry_sub_segment():
+    customers = pd.DataFrame({"customer_id": ["D", "E", "U", "X"],
+                              "is_distributor": [True, False, False, False],
+                              "is_epc": [True, True, False, False],
+                              "is_partner": [False, False, False, False]})
+    industry = pd.DataFrame({"customer_id": ["D", "E", "U"],
+                             "sub_segment": ["Utilities", "Utilities", "Utilities"]})
+    groups = peer_groups(customers, industry, load_segmentation_settings().value_profile)
+    assert groups.set_index("customer_id")["peer_group"].to_dict() == {
+        "D": "is_distributor", "E": "is_epc", "U": "Utilities", "X": "(none)"}
+
+
+def test_trusting_the_picklist_more_in_the_config_changes_the_assignment(tmp_path):
+    ratings = _ratings({"P1": [LIFECYCLE, LIFECYCLE]})
+    accounts = _accounts([("C1", "Volume Reseller", None, None)])
+    _, before = _profiles(ratings, _projects({"C1": ["P1"]}), accounts)
+
+    def trust_picklist(raw):
+        raw["value_profile"]["picklist_trust"] = 0.99
+
+    rules = _settings_with(tmp_path / "vp.yml", trust_picklist).value_profile
+    _, after = _profiles(ratings, _projects({"C1": ["P1"]}), accounts, rules=rules)
+    assert before.loc["C1", "value_profile"] == "Lifecycle Partner"
+    assert after.loc["C1", "value_profile"] == "Volume Reseller"
 
 
 def test_the_core_driver_seed_decides_which_ranks_count():
-    settings = load_segmentation_settings().value_profile
     drivers = read_seed("value_drivers")
     # only delivery speed and predictability ranked: with the seed's core drivers nothing counts
-    ratings = _ratings({"P1": {"delivery_speed": 1, "predictability": 2}})
-    core_only = assign_project_profiles(ratings, _projects().iloc[:1], read_seed("value_profiles"),
-                                        drivers, settings, "v", AS_OF)
-    assert core_only["confidence"].iloc[0] == pytest.approx(1 / 8)
-    everything = drivers.assign(is_core=True)
-    all_count = assign_project_profiles(ratings, _projects().iloc[:1],
-                                        read_seed("value_profiles"), everything, settings, "v",
-                                        AS_OF)
-    assert all_count["confidence"].iloc[0] > 1 / 8
+    ratings = _ratings({"P1": [{"delivery_speed": 1, "predictability": 2}]})
+    core_only, _ = _profiles(ratings, _projects({"C1": ["P1"]}), _accounts([]))
+    assert core_only.loc["P1", "confidence"] == pytest.approx(1 / 8)
+    everything, _ = _profiles(ratings, _projects({"C1": ["P1"]}), _accounts([]),
+                              drivers=drivers.assign(is_core=True))
+    assert everything.loc["P1", "confidence"] > 1 / 8
+
+
+def test_value_profiles_are_deterministic_whatever_the_input_order():
+    ratings = _ratings({"P1": [LIFECYCLE], "P2": [GREEN], "P3": [GREEN, LIFECYCLE]})
+    projects = _projects({"C1": ["P1", "P2"], "C2": ["P3"]})
+    accounts = _accounts([("C2", "Trusted Channel", "Reseller", None)])
+    first = _profiles(ratings, projects, accounts)
+    again = _profiles(ratings.iloc[::-1], projects.iloc[::-1], accounts.iloc[::-1])
+    for a, b in zip(first, again, strict=True):
+        pd.testing.assert_frame_equal(a, b)
 
 
 def test_profile_coverage_flags_small_samples_and_counts_regions():
@@ -172,3 +315,42 @@ def test_profile_coverage_flags_small_samples_and_counts_regions():
     assert got.loc["Lifecycle Partner", "regions_covered"] == 2
     assert got.loc["Volume Reseller", "is_small_sample"]
     assert got.loc["Trusted Channel", "rated_projects"] == 0
+
+
+def test_value_profiles_of_tens_of_thousands_of_projects_take_seconds_not_minutes():
+    rng = np.random.default_rng(0)
+    n_projects, n_customers = 40_000, 10_000
+    drivers = read_seed("value_drivers")["driver"].tolist()
+    projects = pd.DataFrame({
+        "opportunity_id": [f"P{i:06d}" for i in range(n_projects)],
+        "customer_id": [f"C{i:05d}" for i in rng.integers(0, n_customers, n_projects)],
+        "stage": "Closed Won", "close_date": pd.Timestamp("2025-01-01")})
+    rated = projects["opportunity_id"].sample(frac=0.4, random_state=0).to_numpy()
+    ranks = np.argsort(rng.random((len(rated), len(drivers))), axis=1) + 1.0
+    ranks[ranks > 3] = np.nan
+    ratings = pd.DataFrame(ranks, columns=[f"{d}_rank" for d in drivers]).assign(
+        opportunity_id=rated)
+    accounts = _accounts([(f"C{i:05d}", "Volume Reseller", "Reseller", None)
+                          for i in range(0, n_customers, 3)])
+    started = time.perf_counter()
+    projects_out, customers_out = _profiles(ratings, projects, accounts)
+    elapsed = time.perf_counter() - started
+    customers = set(projects["customer_id"]) | set(accounts["customer_id"])
+    assert len(projects_out) == n_projects and len(customers_out) == len(customers)
+    # one pass of array arithmetic: about a second here (a loop per project took minutes)
+    assert elapsed < 15
+
+
+def test_inputs_written_in_bulk_read_as_written_one_row_at_a_time():
+    columns = {
+        "share": pd.Series([0.1234567891, np.nan, 3.0]),
+        "count": pd.Series([1, None, 3], dtype="Int64"),
+        "flag": np.array([True, False, True]),
+        "day": pd.to_datetime(pd.Series(["2024-01-01", None, "2024-02-03"])),
+        "label": pd.Series(["x", None, 'q"ü'], dtype=object),
+        "accounts": [["A1: x", "A2: y"], None, []],
+    }
+    rows = inputs_json_rows(columns)
+    for i, row in enumerate(rows):
+        one = {k: (v.iloc[i] if isinstance(v, pd.Series) else v[i]) for k, v in columns.items()}
+        assert row == inputs_json(one)

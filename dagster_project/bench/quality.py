@@ -38,9 +38,13 @@ def _find_table(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     return f'"{rows[0][0]}"."{name}"' if rows else None
 
 
-# Truth columns (truth/companies.csv) a segmentation table may assign, by the same name.
-TRUTH_SEGMENT_COLUMNS = ("segment", "sub_segment", "service_tier", "size_tier", "value_profile")
+# Truth columns (truth/companies.csv) a segmentation table may assign, by the same name. The
+# value profile is scored per project (truth/opportunities.csv), the grain it is assigned at.
+TRUTH_SEGMENT_COLUMNS = ("segment", "sub_segment", "service_tier", "size_tier")
 SEGMENTATION_SCHEMAS = ("segments", "segmentation")
+# The table of record first; outputs derived from it (history, CRM write-back) are not scored.
+PREFERRED_TABLE = "customer_segments"
+DERIVED_TABLES = ("customer_segment_history", "crm_writeback")
 
 
 def segmentation_accuracy(warehouse: Path, truth: Path) -> dict | None:
@@ -51,8 +55,10 @@ def segmentation_accuracy(warehouse: Path, truth: Path) -> dict | None:
         source_map = _find_table(con, "customer_source_map")
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables"
-            " where table_schema in (select unnest(?)) or table_name = 'customer_segments'",
-            [list(SEGMENTATION_SCHEMAS)],
+            " where (table_schema in (select unnest(?)) or table_name = ?)"
+            " and table_name not in (select unnest(?))"
+            " order by table_name = ? desc, table_name",
+            [list(SEGMENTATION_SCHEMAS), PREFERRED_TABLE, list(DERIVED_TABLES), PREFERRED_TABLE],
         ).fetchall()
         if not source_map or not tables:
             return None
@@ -97,6 +103,22 @@ def segmentation_accuracy(warehouse: Path, truth: Path) -> dict | None:
                         "accuracy": round(float(accuracy), 4),
                         "customers": int(customers),
                     }
+        projects = _find_table(con, "project_value_profiles")
+        if projects:
+            accuracy, scored = con.execute(f"""
+                select avg(case when p.value_profile = t.value_profile then 1.0 else 0.0 end),
+                       count(*)
+                from {projects} as p
+                join read_csv('{truth_csv}/opportunities.csv', all_varchar = true) as t
+                    using (opportunity_id)
+                where t.value_profile is not null
+            """).fetchall()[0]
+            if scored:
+                scores["value_profile"] = {
+                    "table": projects.replace('"', ""),
+                    "accuracy": round(float(accuracy), 4),
+                    "projects": int(scored),
+                }
     finally:
         con.close()
     return scores or None

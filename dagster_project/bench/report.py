@@ -88,7 +88,10 @@ def format_results(r: dict) -> str:
         lines.append(
             "segmentation accuracy vs truth: "
             + ", ".join(
-                f"{column} {score['accuracy']:.3f} ({score['customers']:,})"
+                f"{column} {score['accuracy']:.3f} ("
+                + (f"{score['customers']:,} customers" if "customers" in score
+                   else f"{score['projects']:,} projects")
+                + ")"
                 for column, score in q["segmentation"].items()
             )
         )

@@ -21,9 +21,10 @@ from dagster_project.segmentation.industry import (
 from dagster_project.segmentation.service_tier import assign_service_tier
 from dagster_project.segmentation.settings import IndustrySettings, SegmentationSettings
 from dagster_project.segmentation.value_profile import (
-    assign_project_profiles,
+    ValueProfileInputs,
+    assign_value_profiles,
+    peer_groups,
     profile_coverage,
-    roll_up_to_customers,
 )
 from dagster_project.settings import settings as pipeline_settings
 from dagster_project.steward.queue import FINDING_COLUMNS, create_findings_table
@@ -36,8 +37,10 @@ TABLES = {
     "customer_service_tier": "High/Medium/Low-touch tier from behaviour, service-draining and "
     "ignores-agreed-terms flags; one row per customer.",
     "project_value_profiles": "Value profile per project (opportunity) from its ranked "
-    "value-driver ratings and the account's business model x operating environment cell.",
-    "customer_value_profiles": "Value profile per customer, rolled up from its projects.",
+    "value-driver ratings and everything known of its customer, with confidence and a "
+    "provisional flag.",
+    "customer_value_profiles": "Value profile per customer with a CRM account or project: the "
+    "most probable given its accounts' picklists, its projects' ratings and its peer group.",
     "value_profile_coverage": "Per value profile: rated projects, small-sample flag, regions.",
     "customer_industry_segments": "Industry segment and sub-segment per customer with the source "
     "that decided (override, CRM picklist, legacy mapping, inference, unassigned), confidence, "
@@ -66,7 +69,8 @@ def read_seed(name: str, seeds_dir=SEEDS_DIR) -> pd.DataFrame:
     return pd.read_csv(seeds_dir / f"{name}.csv", keep_default_na=False, na_values=[""])
 
 
-def _projects(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _value_profile_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date,
+                          peers: pd.DataFrame) -> ValueProfileInputs:
     params = {"as_of": as_of}
     ratings = con.execute(
         "select * from staging.stg_crm__value_driver_ratings "
@@ -77,19 +81,26 @@ def _projects(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> tuple[pd.DataFr
             opportunities.opportunity_id,
             identity_map.customer_id,
             opportunities.stage,
-            opportunities.close_date,
-            accounts.business_model,
-            accounts.operating_environment
+            opportunities.close_date
         from staging.stg_crm__opportunities as opportunities
-        left join staging.stg_crm__accounts as accounts
-            on accounts.account_id = opportunities.account_id
         left join staging.stg_identity__customer_source_map as identity_map
             on identity_map.source_system = 'crm'
             and identity_map.source_id = opportunities.account_id
         where cast(opportunities.created_at as date) <= $as_of
         order by opportunities.opportunity_id
         """, params).df()
-    return ratings, projects
+    accounts = con.execute(
+        """
+        select identity_map.customer_id, accounts.account_id, accounts.value_profile,
+               accounts.business_model, accounts.operating_environment, accounts.is_deleted
+        from staging.stg_crm__accounts as accounts
+        inner join staging.stg_identity__customer_source_map as identity_map
+            on identity_map.source_system = 'crm' and identity_map.source_id = accounts.account_id
+        where cast(accounts.created_at as date) <= $as_of
+        order by accounts.account_id
+        """, params).df()
+    return ValueProfileInputs(ratings=ratings, projects=projects, accounts=accounts,
+                              peer_groups=peers)
 
 
 def _industry_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, rules: IndustrySettings,
@@ -138,21 +149,22 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
         read_seed("rfm_groups", seeds_dir), read_seed("size_tiers", seeds_dir), version)
     service_tier = assign_service_tier(features, settings.service_tier, version, as_of)
 
-    ratings, projects = _projects(con, as_of)
+    taxonomy = read_seed("segment_taxonomy", seeds_dir)
+    overrides = read_seed("segment_overrides", seeds_dir)
+    industry_inputs = _industry_inputs(con, as_of, settings.industry, overrides)
+    industry = assign_industry_segments(industry_inputs, taxonomy, settings.industry, version,
+                                        as_of)
+
+    # Value profiles: the customer's industry and role make its peer group (the prior).
     profiles = read_seed("value_profiles", seeds_dir)
-    project_profiles = assign_project_profiles(
-        ratings, projects, profiles, read_seed("value_drivers", seeds_dir),
+    peers = peer_groups(industry_inputs.customers, industry.table, settings.value_profile)
+    value_profiles = assign_value_profiles(
+        _value_profile_inputs(con, as_of, peers), profiles, read_seed("value_drivers", seeds_dir),
         settings.value_profile, version, as_of)
-    customer_profiles = roll_up_to_customers(project_profiles, settings.value_profile, version,
-                                             as_of)
+    project_profiles, customer_profiles = value_profiles.projects, value_profiles.customers
     regions = con.execute("select customer_id, region from marts.dim_customer").df()
     coverage = profile_coverage(project_profiles, regions, profiles, settings.value_profile,
                                 version, as_of)
-    taxonomy = read_seed("segment_taxonomy", seeds_dir)
-    overrides = read_seed("segment_overrides", seeds_dir)
-    industry = assign_industry_segments(
-        _industry_inputs(con, as_of, settings.industry, overrides), taxonomy, settings.industry,
-        version, as_of)
     consolidated = consolidate(
         features, industry.table, customer_profiles, service_tier, customer_value, overrides,
         read_seed("value_profiles", seeds_dir), settings, as_of)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.segmentation.clv_model import ClvFit, predict_clv
-from dagster_project.segmentation.explain import inputs_json, reason_text, stamp
+from dagster_project.segmentation.explain import inputs_json_rows, reason_text, stamp
 from dagster_project.segmentation.settings import CustomerValueSettings
 
 BTYD_SQL = """
@@ -138,22 +138,20 @@ def assign_customer_value(con: duckdb.DuckDBPyConnection, features: pd.DataFrame
     frame["size_tier"], frame["size_tier_basis"] = size_tier(
         frame["employees"], frame["revenue_eur_365d"], size_tiers)
 
-    reasons, inputs, confidence = [], [], []
-    for row in frame.itertuples():
-        has_purchases = not pd.isna(row.frequency)
-        codes = [f"CV.RFM_{row.rfm_r}{row.rfm_f}{row.rfm_m}" if has_purchases else
-                 "CV.NO_PURCHASE_DAYS",
-                 f"CV.SIZE_BY_{row.size_tier_basis.upper()}"]
-        if has_purchases and not fit.fitted:
-            codes.append("CV.CLV_MODEL_NOT_FITTED")
-        elif has_purchases and row.frequency == 0:
-            codes.append("CV.SINGLE_PURCHASE_DAY")
-        reasons.append(reason_text(codes))
-        inputs.append(inputs_json({
-            "first_purchase_day": row.first_purchase_day, "frequency": row.frequency,
-            "employees": row.employees, "revenue_eur_365d": row.revenue_eur_365d}))
-        # RFM and CLV are only as good as the history behind them: repeat days build confidence.
-        confidence.append(0.0 if not has_purchases else round(min(1.0, (row.frequency + 1) / 5), 4))
+    has_purchases = frame["frequency"].notna().to_numpy()
+    frequency = frame["frequency"].to_numpy(dtype=float, na_value=np.nan)
+    rfm = ("CV.RFM_" + frame["rfm_r"].astype(str) + frame["rfm_f"].astype(str)
+           + frame["rfm_m"].astype(str)).to_numpy(dtype=object)
+    size_code = ("CV.SIZE_BY_" + frame["size_tier_basis"].str.upper()).to_numpy(dtype=object)
+    extra = np.select([has_purchases & (not fit.fitted), has_purchases & (frequency == 0)],
+                      ["CV.CLV_MODEL_NOT_FITTED", "CV.SINGLE_PURCHASE_DAY"], "")
+    reasons = [reason_text([r if p else "CV.NO_PURCHASE_DAYS", z, *([e] if e else [])])
+               for r, p, z, e in zip(rfm, has_purchases, size_code, extra, strict=True)]
+    inputs = inputs_json_rows({
+        "first_purchase_day": frame["first_purchase_day"], "frequency": frame["frequency"],
+        "employees": frame["employees"], "revenue_eur_365d": frame["revenue_eur_365d"]})
+    # RFM and CLV are only as good as the history behind them: repeat days build confidence.
+    confidence = np.where(has_purchases, np.round(np.minimum(1.0, (frequency + 1) / 5), 4), 0.0)
 
     out = pd.DataFrame({
         "customer_id": frame["customer_id"],

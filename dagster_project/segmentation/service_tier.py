@@ -2,8 +2,10 @@
 "service-draining" and "ignores agreed terms" flags (DESIGN.md "Segments", 3).
 
 The rules are data (config/segmentation.yml `service_tier`): each signal compares one
-customer_features column with a threshold and adds points; the points pick the tier. Changing a
-threshold there changes assignments without touching this module.
+customer_features column with a threshold (and, where configured, asks for enough events behind
+it) and adds points; the points pick the tier. Customers without any order get a provisional tier
+from their own, smaller point scale (`without_orders`: what shows before the first order).
+Changing a threshold there changes assignments without touching this module.
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from dagster_project.segmentation.explain import inputs_json, reason_text, stamp
-from dagster_project.segmentation.settings import Condition, ServiceTierSettings
+from dagster_project.segmentation.explain import inputs_json_rows, reason_text, stamp
+from dagster_project.segmentation.settings import (
+    Condition,
+    ServiceTierSettings,
+    Signal,
+    TierRule,
+)
 
 # Confidence: a customer whose points sit this many points (or more) from the nearest tier
 # boundary is assigned with full rule confidence; at the boundary with half of it.
@@ -39,6 +46,23 @@ def all_conditions_met(features: pd.DataFrame, conditions: list[Condition]) -> p
     return met
 
 
+def signal_met(features: pd.DataFrame, signal: Signal) -> np.ndarray:
+    """The signal's own condition and every one of its `also` conditions hold."""
+    return all_conditions_met(features, [signal, *signal.also]).to_numpy()
+
+
+def score_points(features: pd.DataFrame, signals: list[Signal], tiers: list[TierRule]
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(points, tier, signals met as a (customers, signals) boolean matrix) on one scale."""
+    met = np.column_stack([signal_met(features, s) for s in signals]) if signals else np.zeros(
+        (len(features), 0), dtype=bool)
+    points = (met * np.array([s.points for s in signals], dtype=int)).sum(axis=1).astype(int)
+    ordered = sorted(tiers, key=lambda t: t.min_points, reverse=True)
+    tier = np.select([points >= t.min_points for t in ordered], [t.tier for t in ordered],
+                     default=ordered[-1].tier).astype(object)
+    return points, tier, met
+
+
 def _confidence(points: np.ndarray, boundaries: list[int], orders: np.ndarray,
                 min_orders: int) -> np.ndarray:
     inner = [b for b in boundaries if b > 0]
@@ -53,45 +77,49 @@ def _confidence(points: np.ndarray, boundaries: list[int], orders: np.ndarray,
     return np.round(rule * evidence, 4)
 
 
+def _codes(met: np.ndarray, signals: list[Signal]) -> list[list[str]]:
+    names = [f"ST.{s.code}" for s in signals]
+    return [[names[j] for j in np.flatnonzero(row)] for row in met]
+
+
 def assign_service_tier(features: pd.DataFrame, rules: ServiceTierSettings, scheme_version: str,
                         as_of: dt.date | None) -> pd.DataFrame:
     """One row per customer of `features` (a customer_features frame) with tier, flags, reasons."""
     features = features.sort_values("customer_id").reset_index(drop=True)
     orders = features["order_count"].fillna(0).to_numpy(dtype=float)
-    points = np.zeros(len(features), dtype=int)
-    met_by_signal: dict[str, np.ndarray] = {}
-    for signal in rules.signals:
-        met = condition_met(features, signal).to_numpy()
-        met_by_signal[signal.code] = met
-        points += np.where(met, signal.points, 0)
-
-    tiers = sorted(rules.tiers, key=lambda t: t.min_points, reverse=True)
-    tier = np.select([points >= t.min_points for t in tiers], [t.tier for t in tiers],
-                     default=tiers[-1].tier).astype(object)
     no_orders = orders <= 0
-    tier[no_orders] = rules.tier_without_orders
     provisional = orders < rules.min_orders
+
+    points, tier, met = score_points(features, rules.signals, rules.tiers)
+    before_points, before_tier, before_met = score_points(
+        features, rules.without_orders.signals, rules.without_orders.tiers)
+    points = np.where(no_orders, before_points, points)
+    tier = np.where(no_orders, before_tier, tier)
 
     draining = all_conditions_met(features, rules.flags.service_draining).to_numpy()
     ignores_terms = all_conditions_met(features, rules.flags.ignores_agreed_terms).to_numpy()
 
-    used = sorted({s.feature for s in rules.signals}
-                  | {c.feature for c in rules.flags.service_draining}
-                  | {c.feature for c in rules.flags.ignores_agreed_terms} | {"order_count"})
-    reasons, inputs = [], []
-    records = features[used].to_dict("records")
-    for i, record in enumerate(records):
-        codes = [f"ST.{s.code}" for s in rules.signals if met_by_signal[s.code][i]]
+    behaviour_codes = _codes(met, rules.signals)
+    before_codes = _codes(before_met, rules.without_orders.signals)
+    reasons = []
+    for i in range(len(features)):
         if no_orders[i]:
-            codes = ["ST.NO_ORDERS"]
-        elif provisional[i]:
-            codes.append("ST.FEW_ORDERS")
+            codes = ["ST.NO_ORDERS", *before_codes[i]]
+        else:
+            codes = behaviour_codes[i] + (["ST.FEW_ORDERS"] if provisional[i] else [])
         if draining[i]:
             codes.append("ST.FLAG_SERVICE_DRAINING")
         if ignores_terms[i]:
             codes.append("ST.FLAG_IGNORES_AGREED_TERMS")
         reasons.append(reason_text(codes))
-        inputs.append(inputs_json(record))
+
+    conditions = [*rules.signals, *rules.without_orders.signals,
+                  *rules.flags.service_draining, *rules.flags.ignores_agreed_terms]
+    used = sorted({c.feature for c in conditions}
+                  | {a.feature for s in [*rules.signals, *rules.without_orders.signals]
+                     for a in s.also}
+                  | {"order_count"})
+    inputs = inputs_json_rows({column: features[column] for column in used})
 
     confidence = _confidence(points, [t.min_points for t in rules.tiers], orders, rules.min_orders)
     out = pd.DataFrame({
@@ -101,6 +129,7 @@ def assign_service_tier(features: pd.DataFrame, rules: ServiceTierSettings, sche
         "is_provisional": provisional,
         "is_service_draining": draining,
         "ignores_agreed_terms": ignores_terms,
+        # without orders there is no behaviour behind the tier: provisional, no confidence
         "confidence": np.where(no_orders, 0.0, confidence),
         "reason_codes": reasons,
         "inputs": inputs,

@@ -49,6 +49,8 @@ class Condition(_Strict):
 class Signal(Condition):
     code: str
     points: int = Field(ge=0)
+    # Further conditions that must hold too, e.g. enough events behind a share.
+    also: list[Condition] = []
 
 
 class TierRule(_Strict):
@@ -61,19 +63,37 @@ class ServiceTierFlags(_Strict):
     ignores_agreed_terms: list[Condition]
 
 
+def _check_tiers(tiers: list[TierRule], where: str) -> None:
+    if not any(t.min_points == 0 for t in tiers):
+        raise ValueError(f"one tier of {where} needs min_points: 0 (every customer gets a tier)")
+
+
+class WithoutOrders(_Strict):
+    """The provisional tier of customers without any order, on its own point scale (what shows
+    before the first order: projects sold with service agreements, head count)."""
+
+    signals: list[Signal]
+    tiers: list[TierRule]
+
+    @model_validator(mode="after")
+    def _tiers_cover_zero(self) -> WithoutOrders:
+        _check_tiers(self.tiers, "service_tier.without_orders")
+        return self
+
+
 class ServiceTierSettings(_Strict):
     signals: list[Signal]
     tiers: list[TierRule]
     min_orders: int = Field(3, ge=0)
-    tier_without_orders: str
+    without_orders: WithoutOrders
     flags: ServiceTierFlags
 
     @model_validator(mode="after")
     def _tiers_cover_zero(self) -> ServiceTierSettings:
-        if not any(t.min_points == 0 for t in self.tiers):
-            raise ValueError("one service tier needs min_points: 0 (every customer gets a tier)")
-        if self.tier_without_orders not in {t.tier for t in self.tiers}:
-            raise ValueError(f"tier_without_orders {self.tier_without_orders!r} is not a tier")
+        _check_tiers(self.tiers, "service_tier")
+        unknown = {t.tier for t in self.without_orders.tiers} - {t.tier for t in self.tiers}
+        if unknown:
+            raise ValueError(f"service_tier.without_orders names unknown tiers {sorted(unknown)}")
         return self
 
 
@@ -87,11 +107,32 @@ class CustomerValueSettings(_Strict):
     no_purchase_group: str = "No purchases"
 
 
+class PeerPrior(_Strict):
+    """The profile mix of a customer's peer group (learned from the data) as its prior."""
+
+    # dim_customer flags that make their own peer group (first one the customer carries wins);
+    # everybody else is grouped by industry sub-segment.
+    role_flags: list[str] = []
+    # Shrinks a group's mix towards the uniform one, as if this many customers had no evidence.
+    pseudo_customers: float = Field(5.0, gt=0)
+    # EM iterations of the group mixes.
+    iterations: int = Field(10, ge=0, le=100)
+
+
 class ValueProfileSettings(_Strict):
     ranking_temperature: float = Field(1.2, gt=0)
-    cell_trust: float = Field(0.75, ge=0, lt=1)
+    # P(a project's profile is its customer's); the rest is spread over the other profiles.
+    project_follows_customer: float = Field(0.85, gt=0, lt=1)
+    # P(a filled value-profile picklist of a CRM account names the customer's profile).
+    picklist_trust: float = Field(0.75, gt=0, lt=1)
+    # P(a filled business model / operating environment of a CRM account is right).
+    axis_trust: float = Field(0.9, gt=0, lt=1)
+    # Evidence of a soft-deleted CRM account counts this much (duplicates still describe it).
+    deleted_account_factor: float = Field(0.5, ge=0, le=1)
+    peer_prior: PeerPrior = PeerPrior()
+    # Below this posterior probability an assignment is provisional.
+    provisional_below_confidence: float = Field(0.6, ge=0, le=1)
     min_rated_projects: int = Field(10, ge=1)
-    won_stages: list[str]
 
 
 class HysteresisRule(_Strict):

@@ -40,6 +40,9 @@ order_behaviour as (
         avg(case when order_type = 'Expedited' then 1.0 else 0.0 end) as expedited_order_share,
         avg(case when order_type in ('Rush', 'Expedited') then 1.0 else 0.0 end)
             as rush_or_expedited_order_share,
+        -- the count beside the share: two rush orders among a dozen are not yet a habit
+        sum(case when order_type in ('Rush', 'Expedited') then 1 else 0 end)
+            as rush_or_expedited_order_count,
         avg(change_count) as change_orders_per_order,
         median(requested_lead_days) as median_requested_lead_days
     from orders
@@ -178,6 +181,29 @@ agreement_counts as (
     group by customer_id
 ),
 
+-- Projects (CRM opportunities) created up to the as-of date on any CRM account of the customer:
+-- how often they came with a service agreement shows a need for service even before any order.
+opportunities as (
+    select identity_map.customer_id, opportunities.includes_service_agreement
+    from {{ ref('stg_crm__opportunities') }} as opportunities
+    inner join identity_map
+        on identity_map.source_system = 'crm'
+        and identity_map.source_id = opportunities.account_id
+    where {{ is_within_as_of('cast(opportunities.created_at as date)') }}
+),
+
+opportunity_behaviour as (
+    select
+        customer_id,
+        count(*) as opportunity_count,
+        avg(case
+            when includes_service_agreement then 1.0
+            when not includes_service_agreement then 0.0
+        end) as service_attach_share
+    from opportunities
+    group by customer_id
+),
+
 -- Firmographics (master data, not events): the largest head count any CRM account states.
 firmographics as (
     select identity_map.customer_id, max(accounts.employees) as employees
@@ -210,6 +236,7 @@ select
     order_behaviour.rush_order_share,
     order_behaviour.expedited_order_share,
     order_behaviour.rush_or_expedited_order_share,
+    coalesce(order_behaviour.rush_or_expedited_order_count, 0) as rush_or_expedited_order_count,
     order_behaviour.change_orders_per_order,
     order_behaviour.median_requested_lead_days,
     coalesce(ordering_regularity.order_gap_count, 0) as order_gap_count,
@@ -229,6 +256,8 @@ select
     coalesce(agreement_counts.active_agreement_count, 0) as active_agreement_count,
     coalesce(agreement_counts.active_long_term_agreement_count, 0)
         as active_long_term_agreement_count,
+    coalesce(opportunity_behaviour.opportunity_count, 0) as opportunity_count,
+    opportunity_behaviour.service_attach_share,
 
     -- firmographics
     firmographics.employees
@@ -240,4 +269,5 @@ left join order_line_value on order_line_value.customer_id = customers.customer_
 left join payment_behaviour on payment_behaviour.customer_id = customers.customer_id
 left join case_counts on case_counts.customer_id = customers.customer_id
 left join agreement_counts on agreement_counts.customer_id = customers.customer_id
+left join opportunity_behaviour on opportunity_behaviour.customer_id = customers.customer_id
 left join firmographics on firmographics.customer_id = customers.customer_id
