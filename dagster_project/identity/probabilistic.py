@@ -20,24 +20,12 @@ import logging
 
 import pandas as pd
 
+from dagster_project.identity.records import EVIDENCE_COLUMNS
 from dagster_project.identity.settings import ModelSettings
 
-# Columns the model reads (built by identity/records.py).
-MODEL_COLUMNS = [
-    "uid",
-    "source_system",
-    "source_id",
-    "name_norm",
-    "name_token",
-    "legal_form",
-    "street_norm",
-    "postal_code_norm",
-    "city_norm",
-    "country_code",
-    "vat",
-    "domain",
-    "erp_link",
-]
+# Columns the model reads: the evidence records.py prepares, and the ids that name a pair (the
+# ERP-link comparison also reads source_system and source_id).
+MODEL_COLUMNS = ["uid", "source_system", "source_id", *EVIDENCE_COLUMNS]
 
 # One name is the other followed by more words: a legal form normalisation did not know (typed
 # "Limted", "Srrl") or an ERP name2 addition ("EXPORT", a department). Its own level, so EM learns

@@ -20,11 +20,11 @@ from {MATCH_RECORDS_TABLE}
 order by source_system, source_id
 """
 
-TEXT_COLUMNS = [
-    "name",
+# The attributes two records are compared on (the probabilistic model's columns besides the ids).
+EVIDENCE_COLUMNS = [
     "name_norm",
-    "legal_form",
     "name_token",
+    "legal_form",
     "street_norm",
     "postal_code_norm",
     "city_norm",
@@ -32,8 +32,10 @@ TEXT_COLUMNS = [
     "vat",
     "domain",
     "erp_link",
-    "parent_account_id",
 ]
+# Text columns whose missing values become None: the evidence, plus the name as staged and the
+# CRM parent, which are read (steward queue, predecessors) but never compared.
+TEXT_COLUMNS = ["name", *EVIDENCE_COLUMNS, "parent_account_id"]
 
 
 def evidence_records(raw: pd.DataFrame, settings: IdentitySettings) -> pd.DataFrame:

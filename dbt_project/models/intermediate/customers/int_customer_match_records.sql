@@ -1,7 +1,8 @@
 {{ config(materialized='table') }}
--- Every staged CRM account and ERP customer with the attributes identity resolution compares,
--- each in one spelling (macros/company_names.sql). The identity step (dagster_project/identity)
--- reads this table; it runs before the identity map exists, so nothing here depends on it.
+-- Every staged CRM account and ERP customer (int_customer_records_unioned) with the attributes
+-- identity resolution compares, each in one spelling (macros/company_names.sql). The identity
+-- step (dagster_project/identity) reads this table; it runs before the identity map exists, so
+-- nothing here depends on it.
 --
 -- Names: folded (upper case, transliterated, accents dropped), punctuation to spaces with '&'
 -- kept as a word, runs of single letters joined (S.p.A. -> SPA), then trailing legal forms
@@ -12,14 +13,6 @@
 -- that is only a legal form keeps it.
 {% set max_legal_form_strips = 4 %}
 with
-
-crm_accounts as (
-    select * from {{ ref('stg_crm__accounts') }}
-),
-
-erp_customers as (
-    select * from {{ ref('stg_erp__customers') }}
-),
 
 transliterations as (
     select coalesce(list({'letter': upper(letter), 'spelled': upper(spelled)}), []) as pairs
@@ -65,35 +58,7 @@ spellings as (
 ),
 
 source_records as (
-    select
-        'crm' as source_system,
-        account_id as source_id,
-        account_name as record_name,
-        billing_street as street,
-        billing_postal_code as postal_code,
-        billing_city as city,
-        country_code,
-        vat_id,
-        website_domain,
-        erp_customer_number,
-        parent_account_id,
-        is_deleted
-    from crm_accounts
-    union all
-    select
-        'erp' as source_system,
-        customer_number as source_id,
-        customer_name as record_name,
-        street,
-        postal_code,
-        city,
-        country_code,
-        vat_id,
-        cast(null as {{ dbt.type_string() }}) as website_domain,
-        cast(null as {{ dbt.type_string() }}) as erp_customer_number,
-        cast(null as {{ dbt.type_string() }}) as parent_account_id,
-        is_deleted
-    from erp_customers
+    select * from {{ ref('int_customer_records_unioned') }}
 ),
 
 word_lists as (
