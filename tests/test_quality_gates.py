@@ -1,6 +1,7 @@
 """Write-audit-publish enforcement through the CLI: the same planted defect (an order line
 whose order does not exist) blocks publication under a policy that makes it an error, and
-publishes with a queued finding under the shipped policy where it is a warning."""
+publishes with a queued finding under the shipped policy where it is a warning. And the gates
+run as one Dagster step per layer while the UI keeps one asset check per suite."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dagster_project.quality.suites import project_suites, suites_by_layer
 from dagster_project.settings import SETTINGS_ENV, SETTINGS_FILE
 from tests.conftest import run_segments
 
@@ -69,13 +71,16 @@ def test_blocking_expectation_stops_publication_and_queues_the_keys(
     result = run_segments("run", "--home", str(defective_home), "--quiet")
 
     assert result.returncode == 3, result.stderr[-3000:]
-    assert "BLOCKED" in result.stderr
-    assert "staging/stg_erp__order_lines: expectation_suite" in result.stderr
-    assert "order_line_order_known" in result.stderr
+    # One paragraph: what was blocked, which check, how many rows, where to look.
+    paragraph = result.stderr[result.stderr.index("BLOCKED") :]
+    assert "staging/stg_erp__order_lines: expectation_suite" in paragraph
+    assert "order_line_order_known: 1 row(s)" in paragraph
+    assert "kind orphan_reference" in paragraph
+    assert "segments review" in paragraph
     assert _checksum(defective_home / "published") == before
-    queued = [r for r in _queue_rows(defective_home) if r["kind"] == "failed_expectation"]
-    assert [(r["record_key"], r["rule"], r["severity"]) for r in queued] == [
-        (ORPHAN_KEY, "order_line_order_known", "error")
+    queued = [r for r in _queue_rows(defective_home) if r["rule"] == "order_line_order_known"]
+    assert [(r["record_key"], r["kind"], r["severity"]) for r in queued] == [
+        (ORPHAN_KEY, "orphan_reference", "error")
     ]
 
 
@@ -86,9 +91,39 @@ def test_warning_only_run_publishes_and_queues_the_findings(defective_home):
 
     assert result.returncode == 0, result.stderr[-3000:]
     assert _checksum(defective_home / "published") != before
-    queued = [r for r in _queue_rows(defective_home) if r["kind"] == "failed_expectation"]
-    assert [(r["record_key"], r["rule"], r["severity"]) for r in queued] == [
-        (ORPHAN_KEY, "order_line_order_known", "warn")
+    queued = [r for r in _queue_rows(defective_home) if r["rule"] == "order_line_order_known"]
+    assert [(r["record_key"], r["kind"], r["severity"]) for r in queued] == [
+        (ORPHAN_KEY, "orphan_reference", "warn")
     ]
     # Data Docs of the validation are in the home.
     assert (defective_home / "docs/gx/uncommitted/data_docs/local_site/index.html").exists()
+
+
+def test_one_step_per_layer_and_one_check_per_suite(published_home):
+    """The suites of a layer share one Dagster step (one GX context, one engine); the UI still
+    shows one asset check per suite, on the table it checks."""
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(published_home / "dagster"))
+    try:
+        events = [
+            record.dagster_event
+            for run in instance.get_runs()
+            for record in instance.all_logs(run.run_id)
+            if record.dagster_event is not None
+        ]
+    finally:
+        instance.dispose()
+    steps = {e.step_key for e in events if e.event_type_value == "STEP_START"}
+    suite_checks = [
+        e.event_specific_data
+        for e in events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "expectation_suite"
+    ]
+    layers = suites_by_layer(project_suites())
+    assert {s for s in steps if s.startswith("quality_gates_")} == {
+        f"quality_gates_{layer}" for layer in layers
+    }
+    checked = sorted(".".join(e.asset_key.path) for e in suite_checks)
+    assert checked == sorted(s.asset for s in project_suites())

@@ -1,18 +1,35 @@
-"""The expectation suites on a real pipeline warehouse: a clean dataset passes every suite,
-and each kind of planted defect fails the right expectation, with the offending keys as steward
-findings of the right severity. Validation runs as SQL in DuckDB."""
+"""The expectation suites on a real pipeline warehouse: a clean dataset passes every blocking
+check, and each kind of planted defect fails the right expectation, with the offending keys in
+the steward queue under the right kind and severity. Validation runs as SQL in DuckDB.
+
+Defects are planted in a private copy of the session run's warehouse, directly in the layer the
+suite checks (the layers below are already built), so that each test shows one gate at work.
+"""
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import duckdb
 import pytest
 
 from dagster_project.paths import EXPECTATIONS_DIR
-from dagster_project.quality.suites import SuiteError, load_suites, project_suites
-from dagster_project.quality.validate import record_findings, validate_suite
-from dagster_project.settings import load_settings
+from dagster_project.quality.gate import run_quality_gate
+from dagster_project.quality.suites import (
+    SuiteError,
+    load_suite,
+    load_suites,
+    project_suites,
+    suite_parameters,
+)
+from dagster_project.quality.validate import validate_suite, validate_suites
+from dagster_project.settings import load_settings, settings
+from dagster_project.steward.queue import build_steward_queue
+
+LAYERS = {"raw", "staging", "marts", "segments"}
 
 
 @pytest.fixture()
@@ -27,26 +44,29 @@ def _suite(name):
     return next(s for s in project_suites() if s.name == name)
 
 
-def _failures(warehouse, name):
-    outcome = validate_suite(warehouse, _suite(name))
-    assert outcome.queries_dialect == "duckdb"  # pushed down to DuckDB through SQLAlchemy
-    return outcome, {e.spec.rule: e for e in outcome.failed}
+def _one(con, sql, params=()):
+    return con.execute(sql, list(params)).fetchall()[0]
 
 
-def test_suites_are_a_gx_file_project_and_cover_staging_and_marts():
+def test_suites_are_a_gx_file_project_covering_every_layer():
     import great_expectations as gx
 
     context = gx.get_context(mode="file", context_root_dir=str(EXPECTATIONS_DIR))
     names = {s.name for s in context.suites.all()}
     assert names == {s.name for s in project_suites()}
+    assert {s.layer for s in project_suites()} == LAYERS
     assets = {s.asset for s in project_suites()}
     assert {
+        "raw.erp__order_lines",
         "staging.stg_erp__sales_orders",
         "staging.stg_erp__order_lines",
+        "staging.stg_crm__accounts",
         "staging.stg_crm__value_driver_ratings",
         "marts.dim_customer",
         "marts.customer_source_map",
         "marts.kpi_revenue_by_customer_year",
+        "segments.customer_segments",
+        "segments.customer_service_tier",
     } <= assets
 
 
@@ -60,126 +80,435 @@ def test_a_policy_without_severity_in_config_is_refused(tmp_path):
         load_suites(folder, load_settings())
 
 
-def test_clean_dataset_passes_every_suite(warehouse):
-    for suite in project_suites():
-        outcome = validate_suite(warehouse, suite)
-        assert outcome.success, [e.summary() for e in outcome.failed]
+def test_config_values_reach_the_sql_and_unknown_parameters_are_refused(tmp_path):
+    """Thresholds and vocabularies in config are pasted into the SQL, never copied into it."""
+    kpi = _suite("marts.kpi_revenue_by_customer_year")
+    reconcile = next(e for e in kpi.expectations if e.rule == "revenue_reconciles_facts_to_kpi")
+    tolerance = settings().quality.reconciliation.tolerance
+    assert f"> {tolerance!r}" in reconcile.kwargs["unexpected_rows_query"]
+    tiers = next(
+        e
+        for e in _suite("segments.customer_service_tier").expectations
+        if e.rule == "service_tier_known"
+    )
+    assert suite_parameters(settings())["service_tiers"] in tiers.kwargs["unexpected_rows_query"]
+    assert "${" not in json.dumps([e.kwargs for s in project_suites() for e in s.expectations])
+
+    raw = json.loads(kpi.path.read_text())
+    raw["expectations"][0]["kwargs"]["unexpected_rows_query"] += " and ${no_such_value}"
+    broken = tmp_path / kpi.path.name
+    broken.write_text(json.dumps(raw))
+    with pytest.raises(SuiteError, match="no_such_value"):
+        load_suite(broken)
 
 
-def test_duplicate_staged_key_blocks_with_the_key(warehouse):
-    con = duckdb.connect(str(warehouse))
-    order_id, line_no = con.execute(
-        "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
-    ).fetchall()[0]
+def test_clean_dataset_passes_every_blocking_check(warehouse):
+    outcomes = [o for o, _ in run_quality_gate(warehouse, list(project_suites()))]
+    assert len(outcomes) == len(project_suites())
+    assert {o.queries_dialect for o in outcomes} == {"duckdb"}  # pushed down through SQLAlchemy
+    errors = [e.summary() for o in outcomes for e in o.expectations if e.error]
+    assert not errors
+    blocking = [f"{o.suite.name}: {e.summary()}" for o in outcomes for e in o.blocking_failures]
+    assert not blocking
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A defect planted by `plant` (which returns the offending keys) and the check that must
+    find it."""
+
+    suite: str
+    rule: str
+    severity: str
+    kind: str
+    plant: Callable[[duckdb.DuckDBPyConnection], list[str]]
+
+
+def _duplicate_raw_line(con):
+    source_file, line = _one(con, "select _source_file, _line from raw.erp__materials limit 1")
+    con.execute(
+        "insert into raw.erp__materials select * from raw.erp__materials "
+        "where _source_file = ? and _line = ?",
+        [source_file, line],
+    )
+    return [f"{source_file}:{line}"]
+
+
+def _duplicate_staged_order_line(con):
+    order_id, line_no = _one(
+        con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
+    )
     con.execute(
         "insert into staging.stg_erp__order_lines select * from staging.stg_erp__order_lines "
         "where order_id = ? and line_no = ?",
         [order_id, line_no],
     )
-    con.close()
-    outcome, failed = _failures(warehouse, "staging.stg_erp__order_lines")
-    unique = failed["order_line_key_unique"]
-    assert unique.severity == "error"
-    assert [r.record_key for r in unique.rows] == [f"{order_id}-{line_no}"]
-    assert outcome.blocking_failures == [unique]
-    assert "order_line_key_unique" in outcome.description()
+    return [f"{order_id}-{line_no}"]
 
 
-def test_source_defects_warn_with_their_keys(warehouse):
-    con = duckdb.connect(str(warehouse))
-    material = con.execute("select min(material_number) from staging.stg_erp__materials")
-    material = material.fetchall()[0][0]
-    # An order line without its order, one order in an unknown currency dated in the future,
-    # one credit line with a positive net value.
+def _order_of_unknown_customer(con):
+    (order_id,) = _one(con, "select min(order_id) from staging.stg_erp__sales_orders")
     con.execute(
-        "insert into staging.stg_erp__order_lines (order_id, line_no, material_number, quantity,"
-        " net_value, is_credit) values ('NO-SUCH-ORDER', 10, ?, 1, 100, false)",
-        [material],
-    )
-    (order_id,) = con.execute("select min(order_id) from staging.stg_erp__sales_orders").fetchall()[
-        0
-    ]
-    con.execute(
-        "update staging.stg_erp__sales_orders set currency = 'XQZ', order_date = date '2099-01-01'"
-        " where order_id = ?",
+        "update staging.stg_erp__sales_orders set customer_number = 'NO-SUCH-CUSTOMER' "
+        "where order_id = ?",
         [order_id],
     )
-    (credit_key,) = con.execute(
-        "select order_id || '-' || line_no from staging.stg_erp__order_lines "
-        "where quantity > 0 and net_value > 0 order by all limit 1"
-    ).fetchall()[0]
-    con.execute(
-        "update staging.stg_erp__order_lines set quantity = -quantity "
-        "where order_id || '-' || line_no = ?",
-        [credit_key],
+    return [order_id]
+
+
+def _line_of_unknown_order(con):
+    order_id, line_no = _one(
+        con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
     )
-    con.close()
-
-    outcome, failed = _failures(warehouse, "staging.stg_erp__order_lines")
-    assert set(failed) == {"order_line_order_known", "order_line_quantity_sign_matches_credit"}
-    assert not outcome.blocking_failures  # source-data quality: publish and queue
-    assert [r.record_key for r in failed["order_line_order_known"].rows] == ["NO-SUCH-ORDER-10"]
-    assert [r.record_key for r in failed["order_line_quantity_sign_matches_credit"].rows] == [
-        credit_key
-    ]
-
-    outcome, failed = _failures(warehouse, "staging.stg_erp__sales_orders")
-    assert set(failed) == {"sales_order_currency_known", "sales_order_dates_plausible"}
-    currency = failed["sales_order_currency_known"]
-    assert currency.severity == "warn"
-    assert [(r.record_key, r.observed_value) for r in currency.rows] == [(order_id, "XQZ")]
+    con.execute(
+        "update staging.stg_erp__order_lines set order_id = 'NO-SUCH-ORDER' "
+        "where order_id = ? and line_no = ?",
+        [order_id, line_no],
+    )
+    return [f"NO-SUCH-ORDER-{line_no}"]
 
 
-def test_ranks_that_are_not_a_permutation_are_found(warehouse):
-    con = duckdb.connect(str(warehouse))
-    (key,) = con.execute(
+def _line_of_unknown_material(con):
+    order_id, line_no = _one(
+        con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
+    )
+    con.execute(
+        "update staging.stg_erp__order_lines set material_number = 'NO-SUCH-MATERIAL' "
+        "where order_id = ? and line_no = ?",
+        [order_id, line_no],
+    )
+    return [f"{order_id}-{line_no}"]
+
+
+def _account_with(segment, sub_segment):
+    def plant(con):
+        (account_id,) = _one(
+            con,
+            "select min(account_id) from staging.stg_crm__accounts where segment is not null",
+        )
+        con.execute(
+            "update staging.stg_crm__accounts set segment = ?, sub_segment = ? "
+            "where account_id = ?",
+            [segment, sub_segment, account_id],
+        )
+        return [account_id]
+
+    return plant
+
+
+def _customer_segment_under_wrong_segment(con):
+    # A sub-segment of Power Generation assigned under Industry.
+    (customer_id,) = _one(con, "select min(customer_id) from segments.customer_segments")
+    con.execute(
+        "update segments.customer_segments set segment = 'Industry', sub_segment = 'Utilities' "
+        "where customer_id = ?",
+        [customer_id],
+    )
+    return [customer_id]
+
+
+def _customer_without_segment_row(con):
+    (customer_id,) = _one(con, "select min(customer_id) from segments.customer_segments")
+    con.execute("delete from segments.customer_segments where customer_id = ?", [customer_id])
+    return [customer_id]
+
+
+def _unknown_service_tier(con):
+    (customer_id,) = _one(con, "select min(customer_id) from segments.customer_service_tier")
+    con.execute(
+        "update segments.customer_service_tier set service_tier = 'Platinum-touch' "
+        "where customer_id = ?",
+        [customer_id],
+    )
+    return [customer_id]
+
+
+def _ranks_not_a_permutation(con):
+    (key,) = _one(
+        con,
         "select opportunity_id || '/' || coalesce(rater_key, '-') "
         "from staging.stg_crm__value_driver_ratings where price_rank is not null "
-        "order by all limit 1"
-    ).fetchall()[0]
+        "order by all limit 1",
+    )
     con.execute(
         "update staging.stg_crm__value_driver_ratings set price_rank = 9 "
         "where opportunity_id || '/' || coalesce(rater_key, '-') = ?",
         [key],
     )
-    con.close()
-    _, failed = _failures(warehouse, "staging.stg_crm__value_driver_ratings")
-    assert [r.record_key for r in failed["rating_ranks_are_a_permutation"].rows] == [key]
+    return [key]
 
 
-def test_kpi_that_does_not_reconcile_blocks_and_becomes_findings(warehouse):
-    con = duckdb.connect(str(warehouse))
-    customer_id, year = con.execute(
-        "select customer_id, year from marts.kpi_revenue_by_customer_year order by all limit 1"
-    ).fetchall()[0]
+def _negative_quantity_on_a_sale(con):
+    # A line with a positive net value (a sale, not a credit) and a negative quantity.
+    (key,) = _one(
+        con,
+        "select order_id || '-' || line_no from staging.stg_erp__order_lines "
+        "where quantity > 0 and net_value > 0 order by all limit 1",
+    )
+    con.execute(
+        "update staging.stg_erp__order_lines set quantity = -quantity "
+        "where order_id || '-' || line_no = ?",
+        [key],
+    )
+    return [key]
+
+
+def _unknown_currency(con):
+    (order_id,) = _one(con, "select min(order_id) from staging.stg_erp__sales_orders")
+    con.execute(
+        "update staging.stg_erp__sales_orders set currency = 'XQZ' where order_id = ?",
+        [order_id],
+    )
+    return [order_id]
+
+
+def _kpi_off_by_250(con):
+    customer_id, year = _one(
+        con, "select customer_id, year from marts.kpi_revenue_by_customer_year order by all limit 1"
+    )
     con.execute(
         "update marts.kpi_revenue_by_customer_year set revenue_eur = revenue_eur + 250 "
         "where customer_id = ? and year = ?",
         [customer_id, year],
     )
+    return [f"{customer_id}/{year}"]
+
+
+def _fact_lost_in_staging(con):
+    # A fact whose staged line is gone: staging and facts no longer reconcile in its currency.
+    order_line_id, currency = _one(
+        con, "select order_line_id, currency from marts.fct_order_lines order by all limit 1"
+    )
+    order_id, line_no = _one(
+        con,
+        "select order_id, line_no from marts.fct_order_lines where order_line_id = ?",
+        [order_line_id],
+    )
+    con.execute(
+        "delete from staging.stg_erp__order_lines where order_id = ? and line_no = ?",
+        [order_id, line_no],
+    )
+    return [currency]
+
+
+DEFECTS = {
+    "raw file line loaded twice": Defect(
+        "raw.erp__materials",
+        "raw_file_line_unique",
+        "error",
+        "failed_expectation",
+        _duplicate_raw_line,
+    ),
+    "duplicate key after deduplication": Defect(
+        "staging.stg_erp__order_lines",
+        "order_line_key_unique",
+        "error",
+        "failed_expectation",
+        _duplicate_staged_order_line,
+    ),
+    "order of an unknown customer": Defect(
+        "staging.stg_erp__sales_orders",
+        "sales_order_customer_known",
+        "warn",
+        "orphan_reference",
+        _order_of_unknown_customer,
+    ),
+    "order line of an unknown order": Defect(
+        "staging.stg_erp__order_lines",
+        "order_line_order_known",
+        "warn",
+        "orphan_reference",
+        _line_of_unknown_order,
+    ),
+    "order line of an unknown material": Defect(
+        "staging.stg_erp__order_lines",
+        "order_line_material_known",
+        "warn",
+        "orphan_reference",
+        _line_of_unknown_material,
+    ),
+    "unknown picklist value": Defect(
+        "staging.stg_crm__accounts",
+        "crm_account_segment_known",
+        "warn",
+        "inconsistent_picklist",
+        _account_with("Energy", "Utilities"),
+    ),
+    "picklist sub-segment under the wrong segment": Defect(
+        "staging.stg_crm__accounts",
+        "crm_account_segment_hierarchy_valid",
+        "warn",
+        "inconsistent_picklist",
+        _account_with("Industry", "Utilities"),
+    ),
+    "assigned sub-segment under the wrong segment": Defect(
+        "segments.customer_segments",
+        "customer_segments_hierarchy_valid",
+        "error",
+        "failed_expectation",
+        _customer_segment_under_wrong_segment,
+    ),
+    "customer without a segment row": Defect(
+        "segments.customer_segments",
+        "customer_segments_every_customer_has_a_row",
+        "error",
+        "failed_expectation",
+        _customer_without_segment_row,
+    ),
+    "service tier outside the configured tiers": Defect(
+        "segments.customer_service_tier",
+        "service_tier_known",
+        "error",
+        "failed_expectation",
+        _unknown_service_tier,
+    ),
+    "ranks not a permutation": Defect(
+        "staging.stg_crm__value_driver_ratings",
+        "rating_ranks_are_a_permutation",
+        "warn",
+        "failed_expectation",
+        _ranks_not_a_permutation,
+    ),
+    "negative quantity on a non-credit line": Defect(
+        "staging.stg_erp__order_lines",
+        "order_line_quantity_sign_matches_credit",
+        "warn",
+        "failed_expectation",
+        _negative_quantity_on_a_sale,
+    ),
+    "unknown currency": Defect(
+        "staging.stg_erp__sales_orders",
+        "sales_order_currency_known",
+        "warn",
+        "failed_expectation",
+        _unknown_currency,
+    ),
+    "KPI does not reconcile with the facts": Defect(
+        "marts.kpi_revenue_by_customer_year",
+        "revenue_reconciles_facts_to_kpi",
+        "error",
+        "failed_expectation",
+        _kpi_off_by_250,
+    ),
+    "staging does not reconcile with the facts": Defect(
+        "marts.fct_order_lines",
+        "revenue_reconciles_staging_to_facts",
+        "error",
+        "failed_expectation",
+        _fact_lost_in_staging,
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", DEFECTS.values(), ids=list(DEFECTS))
+def test_planted_defect_fails_its_check_with_the_keys_in_the_steward_queue(warehouse, defect):
+    con = duckdb.connect(str(warehouse))
+    keys = defect.plant(con)
     con.close()
-    outcome, failed = _failures(warehouse, "marts.kpi_revenue_by_customer_year")
-    broken = failed["revenue_reconciles_facts_to_kpi"]
-    assert broken.severity == "error"
-    (row,) = broken.rows
-    assert row.record_key == f"{customer_id}/{year}"
-    assert row.revenue_eur_affected == pytest.approx(250)
-    assert row.customers_affected == 1
+
+    ((outcome, table),) = run_quality_gate(warehouse, [_suite(defect.suite)])
+
+    assert outcome.queries_dialect == "duckdb"
+    failed = {e.spec.rule: e for e in outcome.failed}
+    assert defect.rule in failed, [e.summary() for e in outcome.failed]
+    assert [r.record_key for r in failed[defect.rule].rows] == keys
+    assert failed[defect.rule].severity == defect.severity
+    # An error blocks publication (the Dagster check fails with ERROR); a warning does not.
+    assert (failed[defect.rule] in outcome.blocking_failures) == (defect.severity == "error")
 
     con = duckdb.connect(str(warehouse))
-    table = record_findings(con, outcome)
-    findings = con.execute(
-        f"select kind, severity, record_key, rule, revenue_eur_affected from {table}"
+    build_steward_queue(con, "test-run")
+    queued = con.execute(
+        "select record_key, severity, kind, status, message from steward.steward_queue "
+        "where rule = ?",
+        [defect.rule],
     ).fetchall()
     con.close()
-    assert findings == [
-        ("failed_expectation", "error", row.record_key, "revenue_reconciles_facts_to_kpi", 250.0)
+    assert [(k, s, kind, st) for k, s, kind, st, _ in queued] == [
+        (key, defect.severity, defect.kind, "open") for key in keys
     ]
+    assert all(m.startswith(defect.suite) for *_, m in queued)
+    assert table == f"steward.findings__{_suite(defect.suite).stage}"
+
+
+def test_kpi_reconciliation_break_reports_the_revenue_affected(warehouse):
+    con = duckdb.connect(str(warehouse))
+    (key,) = _kpi_off_by_250(con)
+    con.close()
+    outcome = validate_suite(warehouse, _suite("marts.kpi_revenue_by_customer_year"))
+    (row,) = {e.spec.rule: e for e in outcome.failed}["revenue_reconciles_facts_to_kpi"].rows
+    assert (row.record_key, row.customers_affected) == (key, 1)
+    assert row.revenue_eur_affected == pytest.approx(250)
+    assert "revenue_reconciles_facts_to_kpi" in outcome.description()
+
+
+def _publish_previous(warehouse, published_db):
+    """A previous publication: the run's customer_segments and publish_log as a BI file."""
+    con = duckdb.connect()
+    con.execute(f"attach '{warehouse}' as warehouse (read_only)")
+    con.execute(f"attach '{published_db}' as previous")
+    con.execute(
+        "create table previous.customer_segments as from warehouse.segments.customer_segments"
+    )
+    con.execute(
+        "create table previous.publish_log as "
+        "select 'previous-run' as run_id, now() as published_at"
+    )
+    con.close()
+
+
+def test_segment_shares_are_compared_with_the_previous_publication(warehouse, tmp_path):
+    suite = _suite("segments.customer_segments")
+    published_db = tmp_path / "analytics.duckdb"
+    rule = "segment_shares_close_to_previous_publication"
+
+    # No previous publication (a first run): nothing to compare with.
+    ((outcome, _),) = run_quality_gate(warehouse, [suite], published_db=published_db)
+    assert rule not in {e.spec.rule for e in outcome.failed}
+
+    # The same shares as published: passes.
+    _publish_previous(warehouse, published_db)
+    ((outcome, _),) = run_quality_gate(warehouse, [suite], published_db=published_db)
+    assert rule not in {e.spec.rule for e in outcome.failed}
+
+    # Half of the customers moved into one segment: its share jumps beyond the bound.
+    con = duckdb.connect(str(warehouse))
+    con.execute(
+        "update segments.customer_segments set segment = 'Industry', sub_segment = 'Oil & Gas' "
+        "where hash(customer_id) % 2 = 0"
+    )
+    con.close()
+    ((outcome, _),) = run_quality_gate(warehouse, [suite], published_db=published_db)
+    shifted = {e.spec.rule: e for e in outcome.failed}[rule]
+    assert shifted.severity == settings().severity_of("distribution")
+    keys = {r.record_key for r in shifted.rows}
+    assert {"segment=Industry", "sub_segment=Oil & Gas"} <= keys
+    assert all("previous publication" in r.observed_value for r in shifted.rows)
 
 
 def test_an_expectation_that_cannot_run_fails_the_gate(warehouse):
     con = duckdb.connect(str(warehouse))
     con.execute("drop view intermediate.int_fx_rates_filled_monthly")
     con.close()
-    _, failed = _failures(warehouse, "staging.stg_erp__sales_orders")
+    outcome = validate_suite(warehouse, _suite("staging.stg_erp__sales_orders"))
+    failed = {e.spec.rule: e for e in outcome.failed}
     assert failed["sales_order_currency_known"].error
+
+
+def test_validation_results_and_data_docs_keep_the_last_runs_only(warehouse, tmp_path):
+    project = tmp_path / "gx"
+    keep = settings().quality.model_copy(update={"keep_validation_runs": 2})
+    policy = settings().model_copy(update={"quality": keep})
+    suites = [_suite("staging.stg_erp__materials"), _suite("staging.stg_erp__fx_rates")]
+    for run in ("run-1", "run-2", "run-3"):
+        validate_suites(warehouse, suites, project_dir=project, policy=policy, run_name=run)
+
+    uncommitted = project / "uncommitted"
+    results = [p.relative_to(uncommitted) for p in (uncommitted / "validations").rglob("*.json")]
+    pages = list((uncommitted / "data_docs/local_site/validations").rglob("*.html"))
+    index = (uncommitted / "data_docs/local_site/index.html").read_text()
+    assert len(results) == len(pages) == 2 * len(suites)
+    assert {p.parts[-3] for p in results} == {"run-2", "run-3"}
+    assert "run-3" in index and "run-1" not in index
+    # No empty run folders are left behind either.
+    assert not [p for p in uncommitted.rglob("*") if p.is_dir() and not any(p.iterdir())]

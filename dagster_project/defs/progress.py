@@ -42,8 +42,12 @@ class _ProgressHandler(logging.Handler):
             self._checks[step] += 1
             if not evaluation.passed:
                 key = "/".join(evaluation.asset_key.path)
+                # A warning publishes (its findings go to the steward queue); an error blocks.
+                outcome = "failed" if evaluation.severity.value == "ERROR" else "warned"
                 print(
-                    f"  ! check failed: {key} {evaluation.check_name}", file=sys.stderr, flush=True
+                    f"  ! check {outcome}: {key} {evaluation.check_name}",
+                    file=sys.stderr,
+                    flush=True,
                 )
         else:
             took = time.monotonic() - self._started.pop(step, time.monotonic())

@@ -50,9 +50,6 @@ class ValidationContext:
     datasource: SQLDatasource
 
     def add_query_asset(self, name: str, query: str):
-        """(Re)define a query asset: a file project keeps assets from earlier runs."""
-        if name in {a.name for a in self.datasource.assets}:
-            self.datasource.delete_asset(name)
         return self.datasource.add_query_asset(name, query=query)
 
     def engines(self) -> list[sqlalchemy.Engine]:
@@ -67,6 +64,13 @@ class ValidationContext:
         return found
 
 
+def quiet_progress_bars(context: AbstractDataContext) -> None:
+    """Progress bars would land in the pipeline log once per expectation."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+
+
 def duckdb_connection_string(warehouse: Path) -> str:
     return f"duckdb:///{Path(warehouse).resolve()}"
 
@@ -75,25 +79,20 @@ def duckdb_connection_string(warehouse: Path) -> str:
 def warehouse_validation_context(
     warehouse: Path,
     *,
-    project_dir: Path | None = None,
     duckdb_config: dict[str, Any] | None = None,
     apply_shim: bool = True,
 ) -> Iterator[ValidationContext]:
-    """A GX context validating `warehouse` read-only; its engines are disposed on exit.
+    """An ephemeral GX context validating `warehouse` read-only; its engines are disposed on exit.
 
-    Ephemeral by default; with `project_dir`, a GX file project there (created on first use)
-    keeps validation results and Data Docs. `apply_shim=False` exists for the test that
-    proves the shim is still needed.
+    Ephemeral on purpose: a file project rewrites its whole great_expectations.yml for every
+    query asset added (70 ms each, growing with the assets), so results are validated here and
+    then kept in the home's file project by quality/data_docs.py. `apply_shim=False` exists for
+    the test that proves the shim is still needed.
     """
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    if project_dir is None:
-        context = gx.get_context(mode="ephemeral")
-    else:
-        context = gx.get_context(mode="file", context_root_dir=str(project_dir))
-    # Progress bars would land in the pipeline log once per expectation.
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context = gx.get_context(mode="ephemeral")
+    quiet_progress_bars(context)
     datasource = context.data_sources.add_or_update_sql(
         DATASOURCE_NAME,
         connection_string=duckdb_connection_string(warehouse),

@@ -1,19 +1,28 @@
 """The expectation suites of expectations/ (a GX 1.x file project, versioned in git).
 
-Each suite is a GX suite JSON file with two additions of ours in `meta`:
+Each suite is a GX suite JSON file with additions of ours in `meta`:
 - suite `meta.segments`: the warehouse table it checks (`asset`, schema.table, which is also
-  the Dagster asset the check attaches to), the `batch_query` GX validates (the table plus a
-  `record_key` column: the key a steward finds the row by) and the `source_system`/`entity`
-  the findings are filed under;
-- expectation `meta.rule` (a stable name for the steward queue) and `meta.policy` (a key of
-  `severity:` in config/pipeline.yml: whether a failure blocks publication or warns).
+  the Dagster asset the check attaches to; its schema is the suite's layer, validated in one
+  Dagster step with the other suites of that layer), the `batch_query` GX validates (the table
+  plus a `record_key` column: the key a steward finds the row by), the `source_system`/`entity`
+  the findings are filed under, and optionally `prepare`: warehouse tables the gate builds
+  before validating (quality/baseline.py; e.g. the previous publication's segment shares);
+- expectation `meta.rule` (a stable name for the steward queue), `meta.policy` (a key of
+  `severity:` in config/pipeline.yml: whether a failure blocks publication or warns) and
+  optionally `meta.kind` (the steward queue kind, default failed_expectation).
 
-The files are read as plain JSON so that loading them needs no GX import and no GX context.
+Allowed sets come from the warehouse itself (the dbt seeds in schema `seeds`, e.g. `segment in
+(select segment from seeds.segment_taxonomy)`); values that live in config instead (service
+tiers, tolerances, bounds, plausible dates) are written `${name}` in the SQL and replaced here
+by SQL literals from the validated config (`suite_parameters`), so a threshold is never copied
+into a suite. The files are read as plain JSON: loading them needs no GX import.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +33,20 @@ from dagster_project.settings import PipelineSettings, Severity, settings
 
 SUITES_DIR = EXPECTATIONS_DIR / "expectations"
 RECORD_KEY = "record_key"
+DEFAULT_KIND = "failed_expectation"
+# Steward queue kinds an expectation may file its rows under (DESIGN.md "The steward queue").
+FINDING_KINDS = frozenset(
+    {
+        DEFAULT_KIND,
+        "orphan_reference",
+        "missing_picklist",
+        "inconsistent_picklist",
+        "distribution_shift",
+    }
+)
+# Tables the gate can build before validating (quality/baseline.py builds them).
+PREPARATIONS = frozenset({"previous_publication_shares"})
+PARAMETER = re.compile(r"\$\{(\w+)\}")
 
 
 class SuiteError(ValueError):
@@ -33,9 +56,10 @@ class SuiteError(ValueError):
 @dataclass(frozen=True)
 class ExpectationSpec:
     type: str
-    kwargs: dict[str, Any]
+    kwargs: dict[str, Any]  # with ${parameters} replaced
     rule: str
     policy: str
+    kind: str
     column: str | None
     description: str | None
     raw: dict[str, Any]
@@ -49,12 +73,18 @@ class SuiteSpec:
     entity: str
     batch_query: str
     expectations: tuple[ExpectationSpec, ...]
+    prepare: tuple[str, ...]
     raw: dict[str, Any]
     path: Path
 
     @property
     def asset_path(self) -> list[str]:
         return self.asset.split(".")
+
+    @property
+    def layer(self) -> str:
+        """The warehouse schema: the suites of one layer are validated in one Dagster step."""
+        return self.asset_path[0]
 
     @property
     def stage(self) -> str:
@@ -71,17 +101,78 @@ class SuiteSpec:
         return any(policy.severity_of(p) == "error" for p in self.policies())
 
 
-def _expectation(suite: str, raw: dict[str, Any]) -> ExpectationSpec:
+def sql_literal(value: Any) -> str:
+    """A config value as a DuckDB SQL literal (a list becomes a parenthesised IN-list)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.date):
+        return f"date '{value.isoformat()}'"
+    if isinstance(value, list | tuple):
+        return "(" + ", ".join(sql_literal(v) for v in value) + ")"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def suite_parameters(policy: PipelineSettings) -> dict[str, str]:
+    """The `${name}` values suites may use, as SQL text, from the validated config."""
+    from dagster_project.segmentation.settings import segmentation_settings
+
+    quality = policy.quality
+    segmentation = segmentation_settings()
+    return {
+        "reconciliation_tolerance": sql_literal(quality.reconciliation.tolerance),
+        "earliest_event_date": sql_literal(quality.plausible_dates.earliest_event),
+        "earliest_master_data_date": sql_literal(quality.plausible_dates.earliest_master_data),
+        "extract_grace_days": sql_literal(quality.plausible_dates.extract_grace_days),
+        # Column names (validated identifiers in settings), pasted as a column list.
+        "distribution_columns": ", ".join(quality.distribution.columns),
+        "distribution_max_share_change": sql_literal(quality.distribution.max_share_change),
+        "distribution_min_customers": sql_literal(quality.distribution.min_customers),
+        "service_tiers": sql_literal([t.tier for t in segmentation.service_tier.tiers]),
+        "unassigned_segment": sql_literal(segmentation.industry.unassigned),
+        "no_purchase_group": sql_literal(segmentation.customer_value.no_purchase_group),
+        "rfm_bins": sql_literal(segmentation.customer_value.rfm_bins),
+    }
+
+
+def _substitute(suite: str, value: Any, parameters: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(suite, v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(suite, v, parameters) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in parameters:
+            known = ", ".join(sorted(parameters))
+            raise SuiteError(f"suite {suite}: unknown parameter ${{{name}}} (known: {known})")
+        # GX formats the query with str.format ({batch}): braces in a value must stay literal.
+        return parameters[name].replace("{", "{{").replace("}", "}}")
+
+    return PARAMETER.sub(replace, value)
+
+
+def _expectation(suite: str, raw: dict[str, Any], parameters: dict[str, str]) -> ExpectationSpec:
     meta = raw.get("meta") or {}
     for key in ("rule", "policy"):
         if not meta.get(key):
             raise SuiteError(f"suite {suite}: expectation {raw.get('type')} has no meta.{key}")
-    kwargs = raw.get("kwargs") or {}
+    kind = meta.get("kind") or DEFAULT_KIND
+    if kind not in FINDING_KINDS:
+        raise SuiteError(
+            f"suite {suite}: rule {meta['rule']} has kind {kind!r}, not one of "
+            f"{', '.join(sorted(FINDING_KINDS))}"
+        )
+    kwargs = _substitute(suite, raw.get("kwargs") or {}, parameters)
     return ExpectationSpec(
         type=raw["type"],
         kwargs=kwargs,
         rule=meta["rule"],
         policy=meta["policy"],
+        kind=kind,
         column=meta.get("column")
         or kwargs.get("column")
         or ",".join(kwargs.get("column_list", []))
@@ -91,7 +182,7 @@ def _expectation(suite: str, raw: dict[str, Any]) -> ExpectationSpec:
     )
 
 
-def load_suite(path: Path) -> SuiteSpec:
+def load_suite(path: Path, parameters: dict[str, str] | None = None) -> SuiteSpec:
     raw = json.loads(path.read_text(encoding="utf-8"))
     name = raw.get("name")
     if name != path.stem:
@@ -104,13 +195,21 @@ def load_suite(path: Path) -> SuiteSpec:
         raise SuiteError(f"suite {name}: batch_query must select a {RECORD_KEY} column")
     if len(ours["asset"].split(".")) != 2:
         raise SuiteError(f"suite {name}: asset must be schema.table, got {ours['asset']!r}")
+    prepare = tuple(ours.get("prepare") or ())
+    unknown = sorted(set(prepare) - PREPARATIONS)
+    if unknown:
+        raise SuiteError(f"suite {name}: unknown meta.segments.prepare {', '.join(unknown)}")
+    parameters = suite_parameters(settings()) if parameters is None else parameters
     return SuiteSpec(
         name=name,
         asset=ours["asset"],
         source_system=ours["source_system"],
         entity=ours["entity"],
-        batch_query=ours["batch_query"],
-        expectations=tuple(_expectation(name, e) for e in raw.get("expectations") or []),
+        batch_query=_substitute(name, ours["batch_query"], parameters),
+        expectations=tuple(
+            _expectation(name, e, parameters) for e in raw.get("expectations") or []
+        ),
+        prepare=prepare,
         raw=raw,
         path=path,
     )
@@ -128,18 +227,27 @@ def check_policies(suites: list[SuiteSpec], policy: PipelineSettings) -> None:
 def load_suites(
     folder: Path = SUITES_DIR, policy: PipelineSettings | None = None
 ) -> list[SuiteSpec]:
-    suites = [load_suite(p) for p in sorted(folder.glob("*.json"))]
+    policy = policy or settings()
+    parameters = suite_parameters(policy)
+    suites = [load_suite(p, parameters) for p in sorted(folder.glob("*.json"))]
     assets = [s.asset for s in suites]
     duplicated = sorted({a for a in assets if assets.count(a) > 1})
     if duplicated:
         raise SuiteError(f"one suite per asset: several suites check {', '.join(duplicated)}")
-    check_policies(suites, policy or settings())
+    check_policies(suites, policy)
     return suites
 
 
 @cache
 def project_suites() -> tuple[SuiteSpec, ...]:
     return tuple(load_suites())
+
+
+def suites_by_layer(suites: tuple[SuiteSpec, ...] | list[SuiteSpec]) -> dict[str, list[SuiteSpec]]:
+    layers: dict[str, list[SuiteSpec]] = {}
+    for suite in suites:
+        layers.setdefault(suite.layer, []).append(suite)
+    return layers
 
 
 def build_gx_suite(spec: SuiteSpec):

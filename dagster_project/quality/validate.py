@@ -1,10 +1,12 @@
-"""Validate one suite inside DuckDB and turn its failures into steward findings.
+"""Validate suites inside DuckDB and turn their failures into steward findings.
 
 GX runs every expectation as SQL against the warehouse (a query asset over the suite's
-`batch_query`); nothing is loaded into pandas. Each failed expectation yields its offending
-rows by `record_key` (column expectations through `unexpected_index_list`, SQL rules through
-the rows their query returns), which become findings of kind `failed_expectation` with the
-expectation's rule name and the severity its policy has in config/pipeline.yml.
+`batch_query`); nothing is loaded into pandas. The suites of one call share one GX context and
+one engine, and the Data Docs are built once per call. Each failed expectation yields its
+offending rows by `record_key` (column expectations through `unexpected_index_list`, SQL rules
+through the rows their query returns), which become findings of the expectation's kind
+(default `failed_expectation`) with its rule name and the severity its policy has in
+config/pipeline.yml.
 
 An expectation that could not be evaluated at all (GX swallowed an exception) counts as failed:
 a gate that cannot look must not let data through.
@@ -12,7 +14,9 @@ a gate that cannot look must not let data through.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,6 @@ from dagster_project.quality.gx_duckdb import warehouse_validation_context
 from dagster_project.quality.suites import RECORD_KEY, ExpectationSpec, SuiteSpec, build_gx_suite
 from dagster_project.settings import PipelineSettings, Severity, settings
 from dagster_project.steward.queue import FINDING_COLUMNS, create_findings_table
-
-FINDING_KIND = "failed_expectation"
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,10 @@ class SuiteOutcome:
         worst = self.blocking_failures or self.failed
         parts = "; ".join(e.summary() for e in worst[:5])
         more = f" (and {len(worst) - 5} more)" if len(worst) > 5 else ""
+        kinds = ", ".join(sorted({e.spec.kind for e in worst}))
         return (
             f"{self.suite.asset} failed {len(worst)} expectation(s): {parts}{more}. "
-            "Offending keys: steward queue, kind failed_expectation."
+            f"Offending keys: steward queue, kind {kinds} (`segments review`)."
         )
 
 
@@ -141,62 +144,22 @@ def _error_of(validation_result) -> str | None:
     return None
 
 
-def validate_suite(
-    warehouse: Path,
-    suite: SuiteSpec,
-    *,
-    project_dir: Path | None = None,
-    policy: PipelineSettings | None = None,
-    duckdb_config: dict[str, Any] | None = None,
+def _outcome(
+    spec: SuiteSpec, results, gx_suite, policy: PipelineSettings, seconds: float, dialects: str
 ) -> SuiteOutcome:
-    """Run `suite` against the warehouse as SQL in DuckDB; with `project_dir`, the result is
-    kept in that GX project (one per home) and its Data Docs are updated."""
-    import great_expectations as gx
-
-    policy = policy or settings()
     limit = policy.quality.max_keys_per_expectation
-    started = time.monotonic()
-    result_format = {
-        "result_format": "COMPLETE",
-        "unexpected_index_column_names": [RECORD_KEY],
-        "partial_unexpected_count": limit,
-    }
-    with warehouse_validation_context(
-        warehouse, project_dir=project_dir, duckdb_config=duckdb_config
-    ) as v:
-        asset = v.add_query_asset(suite.name, suite.batch_query)
-        batch = asset.add_batch_definition_whole_table("whole table")
-        gx_suite = v.context.suites.add_or_update(build_gx_suite(suite))
-        definition = v.context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
-        )
-        if project_dir is not None:
-            checkpoint = v.context.checkpoints.add_or_update(
-                gx.Checkpoint(
-                    name=suite.name,
-                    validation_definitions=[definition],
-                    actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-                    result_format=result_format,
-                )
-            )
-            run = checkpoint.run()
-            results = next(iter(run.run_results.values())).results
-        else:
-            results = definition.run(result_format=result_format).results
-        dialects = sorted({e.dialect.name for e in v.engines()})
-
     # Results come back in GX's evaluation order: match them to our specs by expectation id.
     position = {e.id: i for i, e in enumerate(gx_suite.expectations)}
     by_spec = sorted(results, key=lambda r: position[r.expectation_config.id])
     outcomes = []
-    for spec, result in zip(suite.expectations, by_spec, strict=True):
+    for expectation, result in zip(spec.expectations, by_spec, strict=True):
         payload = dict(result.result or {})
         error = _error_of(result)
         rows = [] if error else _rows_of(payload, limit)
         outcomes.append(
             ExpectationOutcome(
-                spec=spec,
-                severity=policy.severity_of(spec.policy),
+                spec=expectation,
+                severity=policy.severity_of(expectation.policy),
                 success=bool(result.success) and error is None,
                 unexpected_count=_unexpected_count(payload, rows),
                 rows=rows,
@@ -204,11 +167,70 @@ def validate_suite(
             )
         )
     return SuiteOutcome(
-        suite=suite,
-        expectations=outcomes,
-        seconds=time.monotonic() - started,
-        queries_dialect=",".join(dialects),
+        suite=spec, expectations=outcomes, seconds=seconds, queries_dialect=dialects
     )
+
+
+def validate_suites(
+    warehouse: Path,
+    suites: Sequence[SuiteSpec],
+    *,
+    project_dir: Path | None = None,
+    policy: PipelineSettings | None = None,
+    duckdb_config: dict[str, Any] | None = None,
+    run_name: str | None = None,
+) -> list[SuiteOutcome]:
+    """Run `suites` against the warehouse as SQL in DuckDB, in one GX context on one engine.
+
+    With `project_dir`, the results are kept in that GX file project (one per home) under
+    `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py).
+    """
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    policy = policy or settings()
+    now = dt.datetime.now(dt.UTC)
+    run_id = RunIdentifier(run_name=run_name or f"adhoc-{now:%Y%m%dT%H%M%S}", run_time=now)
+    result_format = {
+        "result_format": "COMPLETE",
+        "unexpected_index_column_names": [RECORD_KEY],
+        "partial_unexpected_count": policy.quality.max_keys_per_expectation,
+    }
+    validated = []
+    with warehouse_validation_context(warehouse, duckdb_config=duckdb_config) as v:
+        for suite in suites:
+            started = time.monotonic()
+            asset = v.add_query_asset(suite.name, suite.batch_query)
+            batch = asset.add_batch_definition_whole_table("whole table")
+            gx_suite = v.context.suites.add(build_gx_suite(suite))
+            definition = v.context.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
+            )
+            results = definition.run(result_format=result_format, run_id=run_id).results
+            validated.append((suite, results, gx_suite, time.monotonic() - started))
+        dialects = ",".join(sorted({e.dialect.name for e in v.engines()}))
+        stored = v.context.validation_results_store
+        kept = [(key, stored.get(key)) for key in stored.list_keys()]
+    # Matched to our specs by expectation id before the file project re-identifies the suites.
+    outcomes = [
+        _outcome(suite, results, gx_suite, policy, seconds, dialects)
+        for suite, results, gx_suite, seconds in validated
+    ]
+    if project_dir is not None:
+        from dagster_project.quality.data_docs import keep_results
+
+        keep_results(
+            project_dir,
+            [gx_suite for _, _, gx_suite, _ in validated],
+            kept,
+            policy.quality.keep_validation_runs,
+        )
+    return outcomes
+
+
+def validate_suite(warehouse: Path, suite: SuiteSpec, **options) -> SuiteOutcome:
+    """One suite (validate_suites' options)."""
+    return validate_suites(warehouse, [suite], **options)[0]
 
 
 def findings_frame(outcome: SuiteOutcome) -> pd.DataFrame:
@@ -217,7 +239,7 @@ def findings_frame(outcome: SuiteOutcome) -> pd.DataFrame:
     records = []
     for e in outcome.failed:
         base = {
-            "kind": FINDING_KIND,
+            "kind": e.spec.kind,
             "severity": e.severity,
             "source_system": suite.source_system,
             "entity": suite.entity,

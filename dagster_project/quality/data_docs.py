@@ -1,0 +1,80 @@
+"""Keep validation results in the home's GX file project (<home>/docs/gx) and render its Data
+Docs, bounded: only the newest `keep_runs` runs stay.
+
+Validation itself runs in an ephemeral context (quality/gx_duckdb.py); its results are copied
+here under the same keys, so the file project never holds a data source (nor the warehouse
+path). A run is a run name (the Dagster run id): one pipeline run validates in several steps,
+each adding its results to the run. The Data Docs index is rebuilt once per call; the site
+builder drops the pages of pruned results itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+INDEX = Path("uncommitted/data_docs/local_site/index.html")
+
+
+def keep_results(
+    project_dir: Path,
+    suites: Sequence[Any],
+    results: Sequence[tuple[Any, Any]],
+    keep_runs: int,
+) -> Path:
+    """Store `suites` (GX ExpectationSuites) and `results` ((ValidationResultIdentifier,
+    ExpectationSuiteValidationResult) pairs), prune old runs, update the Data Docs; returns the
+    index page."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    from dagster_project.quality.gx_duckdb import quiet_progress_bars
+
+    context = gx.get_context(mode="file", context_root_dir=str(project_dir))
+    quiet_progress_bars(context)
+    for suite in suites:
+        context.suites.add_or_update(suite)
+    store = context.validation_results_store
+    for key, result in results:
+        store.set(key, result)
+    pruned = prune_validation_results(context, keep_runs)
+    context.build_data_docs(
+        resource_identifiers=[
+            *(key for key, _ in results),
+            *(ExpectationSuiteIdentifier(name=s.name) for s in suites),
+        ]
+    )
+    if pruned:
+        # The stores delete files only; the site builder has dropped the pruned pages by now.
+        uncommitted = Path(project_dir) / "uncommitted"
+        for tree in (uncommitted / "validations", uncommitted / "data_docs" / "local_site"):
+            _remove_empty_folders(tree)
+    return Path(project_dir) / INDEX
+
+
+def prune_validation_results(context, keep_runs: int) -> int:
+    """Delete the validation results of all but the newest `keep_runs` runs (newest by the
+    latest result of the run); returns the number of results deleted."""
+    store = context.validation_results_store
+    keys = store.list_keys()
+    newest: dict[str, dt.datetime] = {}
+    for key in keys:
+        name, when = key.run_id.run_name or "", key.run_id.run_time
+        newest[name] = max(newest.get(name, when), when)
+    kept = set(sorted(newest, key=newest.__getitem__, reverse=True)[:keep_runs])
+    removed = 0
+    for key in keys:
+        if (key.run_id.run_name or "") not in kept:
+            store.remove_key(key)
+            removed += 1
+    return removed
+
+
+def _remove_empty_folders(root: Path) -> None:
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()

@@ -1,0 +1,57 @@
+"""One quality gate step: prepare what the suites compare with, validate them all in one GX
+context, and leave each suite's findings in the warehouse for the steward queue.
+
+The warehouse is opened read-write only before and after GX, never while GX holds its
+read-only engine (DuckDB refuses two configurations of one file in one process).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from dagster_project.quality.baseline import prepare
+from dagster_project.quality.suites import SuiteSpec
+from dagster_project.quality.validate import SuiteOutcome, record_findings, validate_suites
+from dagster_project.settings import PipelineSettings, settings
+from dagster_project.warehouse import connect
+
+
+def run_quality_gate(
+    warehouse: Path,
+    suites: Sequence[SuiteSpec],
+    *,
+    run_name: str | None = None,
+    published_db: Path | None = None,
+    project_dir: Path | None = None,
+    policy: PipelineSettings | None = None,
+    duckdb_config: dict[str, Any] | None = None,
+) -> list[tuple[SuiteOutcome, str]]:
+    """(outcome, findings table) per suite, in the order given."""
+    policy = policy or settings()
+    preparations = {name for suite in suites for name in suite.prepare}
+    if preparations:
+        con = connect(warehouse)
+        try:
+            prepare(
+                con,
+                preparations,
+                published_db=published_db,
+                distribution=policy.quality.distribution,
+            )
+        finally:
+            con.close()
+    outcomes = validate_suites(
+        warehouse,
+        suites,
+        project_dir=project_dir,
+        policy=policy,
+        duckdb_config=duckdb_config,
+        run_name=run_name,
+    )
+    con = connect(warehouse)
+    try:
+        return [(outcome, record_findings(con, outcome)) for outcome in outcomes]
+    finally:
+        con.close()
