@@ -69,8 +69,30 @@ def read_seed(name: str, seeds_dir=SEEDS_DIR) -> pd.DataFrame:
     return pd.read_csv(seeds_dir / f"{name}.csv", keep_default_na=False, na_values=[""])
 
 
-def _value_profile_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date,
-                          peers: pd.DataFrame) -> ValueProfileInputs:
+# The CRM accounts linked to a customer, read once for both the industry picklists and the
+# value-profile evidence (each takes its own columns and rows).
+PICKLIST_COLUMNS = ["customer_id", "account_id", "segment", "sub_segment", "last_modified_at",
+                    "is_deleted"]
+VALUE_PROFILE_ACCOUNT_COLUMNS = ["customer_id", "account_id", "value_profile", "business_model",
+                                 "operating_environment", "is_deleted"]
+
+
+def _linked_crm_accounts(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.DataFrame:
+    return con.execute(
+        """
+        select identity_map.customer_id, accounts.account_id, accounts.segment,
+               accounts.sub_segment, accounts.last_modified_at, accounts.value_profile,
+               accounts.business_model, accounts.operating_environment, accounts.is_deleted,
+               coalesce(cast(accounts.created_at as date) <= $as_of, false) as created_by_as_of
+        from staging.stg_crm__accounts as accounts
+        inner join staging.stg_identity__customer_source_map as identity_map
+            on identity_map.source_system = 'crm' and identity_map.source_id = accounts.account_id
+        order by accounts.account_id
+        """, {"as_of": as_of}).df()
+
+
+def _value_profile_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, peers: pd.DataFrame,
+                          crm_accounts: pd.DataFrame) -> ValueProfileInputs:
     params = {"as_of": as_of}
     ratings = con.execute(
         "select * from staging.stg_crm__value_driver_ratings "
@@ -89,22 +111,13 @@ def _value_profile_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date,
         where cast(opportunities.created_at as date) <= $as_of
         order by opportunities.opportunity_id
         """, params).df()
-    accounts = con.execute(
-        """
-        select identity_map.customer_id, accounts.account_id, accounts.value_profile,
-               accounts.business_model, accounts.operating_environment, accounts.is_deleted
-        from staging.stg_crm__accounts as accounts
-        inner join staging.stg_identity__customer_source_map as identity_map
-            on identity_map.source_system = 'crm' and identity_map.source_id = accounts.account_id
-        where cast(accounts.created_at as date) <= $as_of
-        order by accounts.account_id
-        """, params).df()
-    return ValueProfileInputs(ratings=ratings, projects=projects, accounts=accounts,
-                              peer_groups=peers)
+    known_by_as_of = crm_accounts.loc[crm_accounts["created_by_as_of"], VALUE_PROFILE_ACCOUNT_COLUMNS]
+    return ValueProfileInputs(ratings=ratings, projects=projects,
+                              accounts=known_by_as_of.reset_index(drop=True), peer_groups=peers)
 
 
 def _industry_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, rules: IndustrySettings,
-                     overrides: pd.DataFrame) -> IndustryInputs:
+                     overrides: pd.DataFrame, crm_accounts: pd.DataFrame) -> IndustryInputs:
     customers = con.execute(
         """
         select features.customer_id, features.order_count, features.revenue_eur,
@@ -113,16 +126,8 @@ def _industry_inputs(con: duckdb.DuckDBPyConnection, as_of: dt.date, rules: Indu
         left join marts.dim_customer as dim using (customer_id)
         order by features.customer_id
         """).df()
-    picklists = con.execute(
-        """
-        select identity_map.customer_id, accounts.account_id, accounts.segment,
-               accounts.sub_segment, accounts.last_modified_at, accounts.is_deleted
-        from staging.stg_crm__accounts as accounts
-        inner join staging.stg_identity__customer_source_map as identity_map
-            on identity_map.source_system = 'crm' and identity_map.source_id = accounts.account_id
-        where accounts.segment is not null or accounts.sub_segment is not null
-        order by accounts.account_id
-        """).df()
+    filled = crm_accounts["segment"].notna() | crm_accounts["sub_segment"].notna()
+    picklists = crm_accounts.loc[filled, PICKLIST_COLUMNS].reset_index(drop=True)
     labels = con.execute(
         "select * from intermediate.int_customer_legacy_labels_mapped "
         "where customer_id is not null order by source_system, source_id, label_field").df()
@@ -151,7 +156,8 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
 
     taxonomy = read_seed("segment_taxonomy", seeds_dir)
     overrides = read_seed("segment_overrides", seeds_dir)
-    industry_inputs = _industry_inputs(con, as_of, settings.industry, overrides)
+    crm_accounts = _linked_crm_accounts(con, as_of)
+    industry_inputs = _industry_inputs(con, as_of, settings.industry, overrides, crm_accounts)
     industry = assign_industry_segments(industry_inputs, taxonomy, settings.industry, version,
                                         as_of)
 
@@ -159,7 +165,7 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
     profiles = read_seed("value_profiles", seeds_dir)
     peers = peer_groups(industry_inputs.customers, industry.table, settings.value_profile)
     value_profiles = assign_value_profiles(
-        _value_profile_inputs(con, as_of, peers), profiles, read_seed("value_drivers", seeds_dir),
+        _value_profile_inputs(con, as_of, peers, crm_accounts), profiles, read_seed("value_drivers", seeds_dir),
         settings.value_profile, version, as_of)
     project_profiles, customer_profiles = value_profiles.projects, value_profiles.customers
     regions = con.execute("select customer_id, region from marts.dim_customer").df()
@@ -167,7 +173,7 @@ def run_segmentation(con: duckdb.DuckDBPyConnection, as_of: dt.date,
                                 version, as_of)
     consolidated = consolidate(
         features, industry.table, customer_profiles, service_tier, customer_value, overrides,
-        read_seed("value_profiles", seeds_dir), settings, as_of)
+        profiles, settings, as_of)
     policy = pipeline_settings()
     findings = pd.concat([industry.findings, consolidated.findings], ignore_index=True)
     findings["severity"] = findings["kind"].map(policy.severity_of)
