@@ -13,8 +13,10 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from dagster_project.segmentation.explain import json_text
 from dagster_project.segmentation.industry import OVERRIDE, UNASSIGNED
 from dagster_project.segmentation.settings import SegmentationSettings
 
@@ -34,10 +36,38 @@ class Consolidated:
     findings: pd.DataFrame  # overrides that could not be applied (FINDING_COLUMNS but severity)
 
 
-def _dimension(codes: object, inputs: object, **extra: object) -> dict:
-    parsed = json.loads(inputs) if isinstance(inputs, str) else None
-    listed = [c for c in codes.split(";") if c] if isinstance(codes, str) else []
-    return {**extra, "codes": listed, "inputs": parsed}
+def _json_scalars(values: pd.Series) -> list[str]:
+    """Each value as json.dumps writes it (strings, None, numbers, NaN): the pieces of the
+    reasons text, built per column instead of one dict per row (100,000s of customers)."""
+    return [json_text(v) if isinstance(v, str) else
+            json.dumps(None if v is None else v.item() if hasattr(v, "item") else v,
+                       default=str)
+            for v in values.tolist()]
+
+
+def _json_codes(codes: pd.Series) -> list[str]:
+    """';'-separated reason codes as a JSON list of strings."""
+    return ["[" + ", ".join(json_text(c) for c in text.split(";") if c) + "]"
+            if isinstance(text, str) else "[]" for text in codes.tolist()]
+
+
+def _json_inputs(inputs: pd.Series) -> list[str]:
+    """The inputs JSON text each assignment carries (already canonical: sorted keys, the default
+    separators), embedded as it is; missing inputs are null."""
+    return [text if isinstance(text, str) else "null" for text in inputs.tolist()]
+
+
+def _dimension_texts(codes: pd.Series, inputs: pd.Series,
+                     **extra: pd.Series) -> np.ndarray:
+    """Per row the JSON object {"codes": [...], "inputs": {...}, **extra}, keys sorted."""
+    parts = {"codes": _json_codes(codes), "inputs": _json_inputs(inputs)}
+    parts.update({key: _json_scalars(values) for key, values in extra.items()})
+    text = None
+    for i, key in enumerate(sorted(parts)):
+        piece = ("{" if i == 0 else ", ") + json_text(key) + ": " + np.array(parts[key],
+                                                                          dtype=object)
+        text = piece if text is None else text + piece
+    return text + "}"
 
 
 def _dimension_overrides(overrides: pd.DataFrame, column: str, allowed: set[str],
@@ -88,65 +118,71 @@ def consolidate(features: pd.DataFrame, industry: pd.DataFrame, value_profiles: 
     findings += tier_findings
 
     rules = settings.industry
-    rows = []
-    for row in frame.itertuples(index=False):
-        value_profile = row.vp_value_profile if isinstance(row.vp_value_profile, str) else None
-        profile_confidence = None if value_profile is None else float(row.vp_confidence)
-        profile_reason = _dimension(row.vp_reason_codes, row.vp_inputs)
-        if row.customer_id in profile_overrides:
-            override = profile_overrides[row.customer_id]
-            value_profile, profile_confidence = override["value_profile"], 1.0
-            profile_reason = _override_reason("VP", override)
-        service_tier, tier_confidence = row.st_service_tier, float(row.st_confidence)
-        tier_reason = _dimension(row.st_reason_codes, row.st_inputs)
-        tier_provisional = bool(row.st_is_provisional)
-        if row.customer_id in tier_overrides:
-            override = tier_overrides[row.customer_id]
-            service_tier, tier_confidence = override["service_tier"], 1.0
-            tier_reason = _override_reason("ST", override)
-            tier_provisional = False
+    profile_reason = _dimension_texts(frame["vp_reason_codes"], frame["vp_inputs"])
+    tier_reason = _dimension_texts(frame["st_reason_codes"], frame["st_inputs"])
+    segment_reason = _dimension_texts(
+        frame["reason_codes"], frame["inputs"], source=frame["segment_source"],
+        sub_segment_source=frame["sub_segment_source"],
+        sub_segment_confidence=frame["sub_segment_confidence"])
+    value_reason = _dimension_texts(frame["cv_reason_codes"], frame["cv_inputs"])
 
-        provisional = []
-        if pd.isna(row.order_count) or row.order_count == 0:
-            provisional.append("NO_ORDERS")
-        elif tier_provisional:
-            provisional.append("FEW_ORDERS")
-        if row.segment_source == UNASSIGNED:
-            provisional.append("UNASSIGNED")
-        elif row.segment_source != OVERRIDE and (
-                row.segment_confidence < rules.provisional_below_confidence):
-            provisional.append("LOW_SEGMENT_CONFIDENCE")
+    value_profile = frame["vp_value_profile"].where(
+        frame["vp_value_profile"].map(lambda v: isinstance(v, str)), None).astype(object)
+    profile_confidence = frame["vp_confidence"].astype(float).where(value_profile.notna())
+    service_tier = frame["st_service_tier"].astype(object)
+    tier_confidence = frame["st_confidence"].astype(float)
+    tier_provisional = frame["st_is_provisional"].astype(bool).to_numpy()
+    # Steward overrides: few rows, applied one by one.
+    position = pd.Series(frame.index, index=frame["customer_id"])
+    for customer_id, override in profile_overrides.items():
+        i = position[customer_id]
+        value_profile.iat[i], profile_confidence.iat[i] = override["value_profile"], 1.0
+        profile_reason[i] = json.dumps(_override_reason("VP", override), sort_keys=True)
+    for customer_id, override in tier_overrides.items():
+        i = position[customer_id]
+        service_tier.iat[i], tier_confidence.iat[i] = override["service_tier"], 1.0
+        tier_reason[i] = json.dumps(_override_reason("ST", override), sort_keys=True)
+        tier_provisional[i] = False
 
-        reasons = {
-            "segment": _dimension(row.reason_codes, row.inputs, source=row.segment_source,
-                                  sub_segment_source=row.sub_segment_source,
-                                  sub_segment_confidence=row.sub_segment_confidence),
-            "value_profile": profile_reason,
-            "service_tier": tier_reason,
-            "customer_value": _dimension(row.cv_reason_codes, row.cv_inputs),
-            "provisional": provisional,
-        }
-        clv = row.cv_clv_365d_eur
-        rows.append({
-            "customer_id": row.customer_id,
-            "segment": row.segment,
-            "sub_segment": row.sub_segment,
-            "segment_source": row.segment_source,
-            "sub_segment_source": row.sub_segment_source,
-            "segment_confidence": float(row.segment_confidence),
-            "value_profile": value_profile,
-            "value_profile_confidence": profile_confidence,
-            "service_tier": service_tier,
-            "service_tier_confidence": tier_confidence,
-            "size_tier": row.cv_size_tier,
-            "rfm_group": row.cv_rfm_group,
-            "clv_365d_eur": None if pd.isna(clv) else float(clv),
-            "customer_value_confidence": float(row.cv_confidence),
-            "is_provisional": bool(provisional),
-            "provisional_reason": ";".join(provisional),
-            "reasons": json.dumps(reasons, sort_keys=True, default=str),
-        })
-    table = pd.DataFrame(rows)
+    no_orders = (frame["order_count"].isna() | (frame["order_count"] == 0)).to_numpy()
+    unassigned = (frame["segment_source"] == UNASSIGNED).to_numpy()
+    low_confidence = ((frame["segment_source"] != OVERRIDE)
+                      & (frame["segment_confidence"] < rules.provisional_below_confidence)
+                      ).to_numpy()
+    provisional = [
+        [flag for flag, on in (
+            ("NO_ORDERS", no_orders[i]),
+            ("FEW_ORDERS", not no_orders[i] and tier_provisional[i]),
+            ("UNASSIGNED", unassigned[i]),
+            ("LOW_SEGMENT_CONFIDENCE", not unassigned[i] and low_confidence[i])) if on]
+        for i in range(len(frame))]
+    provisional_json = np.array(
+        ["[" + ", ".join(f'"{flag}"' for flag in flags) + "]" for flags in provisional],
+        dtype=object)
+    reasons = ('{"customer_value": ' + value_reason + ', "provisional": ' + provisional_json
+               + ', "segment": ' + segment_reason + ', "service_tier": ' + tier_reason
+               + ', "value_profile": ' + profile_reason + "}")
+
+    clv = frame["cv_clv_365d_eur"].astype(float)
+    table = pd.DataFrame({
+        "customer_id": frame["customer_id"],
+        "segment": frame["segment"],
+        "sub_segment": frame["sub_segment"],
+        "segment_source": frame["segment_source"],
+        "sub_segment_source": frame["sub_segment_source"],
+        "segment_confidence": frame["segment_confidence"].astype(float),
+        "value_profile": value_profile,
+        "value_profile_confidence": profile_confidence,
+        "service_tier": service_tier,
+        "service_tier_confidence": tier_confidence,
+        "size_tier": frame["cv_size_tier"],
+        "rfm_group": frame["cv_rfm_group"],
+        "clv_365d_eur": clv,
+        "customer_value_confidence": frame["cv_confidence"].astype(float),
+        "is_provisional": [bool(flags) for flags in provisional],
+        "provisional_reason": [";".join(flags) for flags in provisional],
+        "reasons": reasons,
+    })
     table["as_of"] = pd.Timestamp(as_of).date() if as_of is not None else None
     table["scheme_version"] = settings.scheme_version
     for column in ("value_profile_confidence", "clv_365d_eur"):

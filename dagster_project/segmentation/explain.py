@@ -53,12 +53,12 @@ def _json_values(column: Sequence | np.ndarray | pd.Series) -> np.ndarray:
         days = values.dt.strftime("%Y-%m-%d")
         texts = ["null" if pd.isna(d) else f'"{d}"' for d in days.tolist()]
     else:
-        texts = [_json_text(v) if isinstance(v, str) else
+        texts = [json_text(v) if isinstance(v, str) else
                  json.dumps(_plain(v), sort_keys=True, default=str) for v in values.tolist()]
     return np.array(texts, dtype=object)
 
 
-def _json_text(text: str) -> str:
+def json_text(text: str) -> str:
     return json.encoder.encode_basestring_ascii(text)
 
 
@@ -67,7 +67,7 @@ def inputs_json_rows(columns: Mapping[str, Sequence | np.ndarray | pd.Series]) -
     column by column (customer tables have 100,000s of rows; a dict per row is too slow)."""
     rows: np.ndarray | None = None
     for i, key in enumerate(sorted(columns)):
-        prefix = ("{" if i == 0 else ", ") + _json_text(key) + ": "
+        prefix = ("{" if i == 0 else ", ") + json_text(key) + ": "
         part = prefix + _json_values(columns[key])
         rows = part if rows is None else rows + part
     return [] if rows is None else (rows + "}").tolist()

@@ -612,6 +612,39 @@ def _label_texts(labels: pd.DataFrame) -> dict[str, list[str]]:
 # --- steward findings ----------------------------------------------------------------------
 
 
+def _picklist_findings(pick_accounts: pd.DataFrame, assigned: pd.DataFrame) -> pd.DataFrame:
+    """CRM picklists the assignment did not keep, in pick_accounts order (set-based: there are
+    tens of thousands of filled picklists at 100,000 customers)."""
+    checked = pick_accounts["verdict"].isin(
+        ["valid", "segment_only", "invalid_value", "invalid_hierarchy"])
+    accounts = pick_accounts.loc[checked, ["customer_id", "account_id", "segment", "sub_segment",
+                                           "verdict"]].reset_index(drop=True)
+    decided = assigned[["segment", "sub_segment", "segment_source"]].add_prefix("decided_")
+    accounts = accounts.join(decided, on="customer_id")
+    rule = accounts["verdict"].map(
+        {"invalid_value": "segment_taxonomy", "invalid_hierarchy": "segment_hierarchy"})
+    agrees = (accounts["decided_segment"] == accounts["segment"]) & (
+        (accounts["verdict"] == "segment_only")
+        | (accounts["decided_sub_segment"] == accounts["sub_segment"]))
+    not_kept = np.where(accounts["decided_segment_source"] == OVERRIDE, "differs_from_override",
+                        "outweighed_by_other_evidence")
+    rule = rule.fillna(pd.Series(np.where(agrees, None, not_kept), index=accounts.index))
+    accounts = accounts.assign(rule=rule)[rule.notna()]
+    picklist = accounts["segment"].astype(str) + " / " + accounts["sub_segment"].astype(str)
+    return pd.DataFrame({
+        "kind": "inconsistent_picklist", "source_system": "crm", "entity": "accounts",
+        "record_key": accounts["account_id"], "column_name": "sub_segment",
+        "rule": accounts["rule"], "observed_value": picklist,
+        "customer_id": accounts["customer_id"],
+        "message": "CRM account " + accounts["account_id"].astype(str) + ": picklist " + picklist
+                   + " (" + accounts["rule"].str.replace("_", " ") + "); assigned "
+                   + accounts["decided_segment"].astype(str) + " / "
+                   + accounts["decided_sub_segment"].astype(str) + " from "
+                   + accounts["decided_segment_source"].astype(str),
+    }, columns=["kind", "source_system", "entity", "record_key", "column_name", "rule",
+                "observed_value", "customer_id", "message"])
+
+
 def _findings(table: pd.DataFrame, customers: pd.DataFrame, pick_accounts: pd.DataFrame,
               rejected_overrides: pd.DataFrame, rules: IndustrySettings) -> pd.DataFrame:
     """Unassigned customers, picklists the assignment did not keep, overrides it could not use
@@ -627,29 +660,8 @@ def _findings(table: pd.DataFrame, customers: pd.DataFrame, pick_accounts: pd.Da
             "message": f"Customer {customer_id}: no override, picklist, mapped legacy label or "
                        "strong enough purchase evidence: add a segment override or a label mapping",
         })
-    for account in pick_accounts.itertuples():
-        if account.verdict not in ("valid", "segment_only", "invalid_value", "invalid_hierarchy"):
-            continue
-        decided = assigned.loc[account.customer_id]
-        rule = {"invalid_value": "segment_taxonomy", "invalid_hierarchy": "segment_hierarchy"}.get(
-            account.verdict)
-        if rule is None:
-            agrees = decided["segment"] == account.segment and (
-                account.verdict == "segment_only" or decided["sub_segment"] == account.sub_segment)
-            if agrees:
-                continue
-            rule = ("differs_from_override" if decided["segment_source"] == OVERRIDE
-                    else "outweighed_by_other_evidence")
-        rows.append({
-            "kind": "inconsistent_picklist", "source_system": "crm", "entity": "accounts",
-            "record_key": account.account_id, "column_name": "sub_segment", "rule": rule,
-            "observed_value": f"{account.segment} / {account.sub_segment}",
-            "customer_id": account.customer_id,
-            "message": f"CRM account {account.account_id}: picklist {account.segment} / "
-                       f"{account.sub_segment} ({rule.replace('_', ' ')}); assigned "
-                       f"{decided['segment']} / {decided['sub_segment']} "
-                       f"from {decided['segment_source']}",
-        })
+    n_unassigned = len(rows)
+    picklist_rows = _picklist_findings(pick_accounts, assigned)
     for row in rejected_overrides.itertuples():
         rows.append({
             "kind": "invalid_override", "source_system": "seeds", "entity": "segment_overrides",
@@ -659,9 +671,11 @@ def _findings(table: pd.DataFrame, customers: pd.DataFrame, pick_accounts: pd.Da
             "message": f"Override of {row.customer_id} not applied "
                        f"({row.verdict.replace('_', ' ')})",
         })
-    frame = pd.DataFrame(rows, columns=["kind", "source_system", "entity", "record_key",
-                                         "column_name", "rule", "observed_value", "customer_id",
-                                         "message"])
+    columns = ["kind", "source_system", "entity", "record_key", "column_name", "rule",
+               "observed_value", "customer_id", "message"]
+    unassigned, overrides = rows[:n_unassigned], rows[n_unassigned:]
+    frame = pd.concat([pd.DataFrame(unassigned, columns=columns), picklist_rows[columns],
+                       pd.DataFrame(overrides, columns=columns)], ignore_index=True)
     frame["customers_affected"] = 1
     frame["revenue_eur_affected"] = frame["customer_id"].map(revenue).fillna(0.0).round(2)
     frame["source_file"] = None
