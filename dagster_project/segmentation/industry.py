@@ -24,8 +24,10 @@ model that scores it. No product or word vocabulary lives here: it is all learne
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
+import sys
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +49,12 @@ UNASSIGNED = "unassigned"
 SOURCES = (OVERRIDE, CRM_PICKLIST, LEGACY_MAPPING, PURCHASE_INFERENCE, NAME_INFERENCE, UNASSIGNED)
 
 _WORD_SPLIT = re.compile(r"[^0-9A-Z]+")
+
+
+@functools.cache
+def _without_combining_marks() -> dict[int, None]:
+    """str.translate table deleting every combining mark (accents after NFKD)."""
+    return {cp: None for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))}
 TABLE_COLUMNS = [
     "customer_id", "segment", "sub_segment", "segment_source", "sub_segment_source",
     "segment_confidence", "sub_segment_confidence", "reason_codes", "inputs",
@@ -142,11 +150,11 @@ def name_words(names: pd.DataFrame, min_length: int, stem_length: int) -> pd.Dat
     languages and systems (Energia, Energie, ENERGI) share evidence. Legal forms and places stay:
     they occur across sub-segments, so the learned model gives them no weight."""
     rows = []
+    drop_marks = _without_combining_marks()
     for customer_id, name in names[["customer_id", "record_name"]].itertuples(index=False):
         if customer_id is None or not isinstance(name, str):
             continue
-        folded = "".join(c for c in unicodedata.normalize("NFKD", name.upper())
-                         if not unicodedata.combining(c))
+        folded = unicodedata.normalize("NFKD", name.upper()).translate(drop_marks)
         for word in _WORD_SPLIT.split(folded):
             if len(word) >= min_length and not word.isdigit():
                 rows.append((customer_id, word))
