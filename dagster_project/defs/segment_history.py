@@ -170,10 +170,12 @@ STABILITY_KEY = AssetKey(STABILITY_TABLE.split("."))
     specs=[
         AssetSpec(MIGRATION_KEY, deps=[HISTORY_KEY], kinds={"duckdb"},
                   description="Customers per (dimension, from value, to value) between "
-                  "consecutive history snapshots, on the held (hysteresis) values."),
+                  "consecutive history snapshots, on the held (hysteresis) values. Empty until "
+                  "two snapshots exist: the next month's run, or a backfill of an earlier month."),
         AssetSpec(STABILITY_KEY, deps=[HISTORY_KEY], kinds={"duckdb"},
                   description="Per dimension, value and pair of consecutive snapshots: the share "
-                  "of customers that keep their value (and how many moved or left)."),
+                  "of customers that keep their value (and how many moved or left). Empty until two "
+                  "snapshots exist."),
     ],
 )
 def segment_migration_and_stability(
