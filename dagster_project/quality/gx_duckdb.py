@@ -10,14 +10,25 @@ that engine's dialect instance only, not on duckdb_engine for the whole process.
 GX is imported here, lazily (it costs seconds at import), and every engine GX opened is
 disposed on leaving `warehouse_validation_context`, which releases the warehouse file so the
 next asset (or dbt) can open it.
+
+One more thing GX does on any SQL engine costs us half the validation time: an
+UnexpectedRowsExpectation resolves two metrics from its query, the first 200 rows
+(`unexpected_rows_query.table`) and `SELECT COUNT(*) ... FROM (<query>)`
+(`unexpected_rows_query.row_count`), so every rule ran twice, and the rules that matter are
+group-bys and anti-joins over 20M-row tables. `reuse_unexpected_rows` lets the engine GX
+validates with answer the second from the first: a query that returned fewer rows than were
+fetched has exactly that many rows, whichever metric GX resolves first. Only a rule with at
+least as many unexpected rows as GX fetches (200) still runs its COUNT query. The results are
+the same: the same SQL, on a read-only warehouse that cannot change during validation.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,12 +53,177 @@ def make_engine_gx_safe(engine: sqlalchemy.Engine) -> sqlalchemy.Engine:
     return engine
 
 
+# The row-count query GX wraps around an unexpected_rows_query (QueryRowCount, GX 1.24).
+_ROW_COUNT_QUERY = re.compile(
+    r"\ASELECT COUNT\(\*\) as unexpected_row_count FROM \((?P<query>.*)\) AS substituted_batch_subquery\Z",
+    re.DOTALL,
+)
+
+
+@dataclass
+class _Fetched:
+    """The first rows of a text query as a metric fetched them (`asked` rows were asked for)."""
+
+    rows: list
+    asked: int
+
+    @property
+    def complete(self) -> bool:
+        return len(self.rows) < self.asked
+
+
+class _RecordingResult:
+    """A query's cursor result that remembers the rows of its first fetchmany."""
+
+    def __init__(self, result, remember) -> None:
+        self._result = result
+        self._remember = remember
+
+    def fetchmany(self, size=None):
+        rows = self._result.fetchmany(size)
+        if self._remember is not None and size:
+            self._remember(_Fetched(list(rows), size))
+        self._remember = None  # a second fetch: the first rows no longer say it all
+        return rows
+
+    def __iter__(self):
+        self._remember = None
+        return iter(self._result)
+
+    def __getattr__(self, name):
+        return getattr(self._result, name)
+
+
+class _Replayed:
+    """The rows of a query already fetched, handed out again without running it; a fetch they
+    cannot answer runs the query after all (skipping the rows already handed out)."""
+
+    def __init__(self, fetched: _Fetched, run) -> None:
+        self._fetched = fetched
+        self._run = run
+        self._handed_out = 0
+        self._result = None
+
+    def _rest(self) -> list:
+        return self._fetched.rows[self._handed_out :]
+
+    def _running(self):
+        if self._result is None:
+            self._result = self._run()
+            if self._handed_out:
+                self._result.fetchmany(self._handed_out)
+        return self._result
+
+    def fetchmany(self, size=None):
+        rest = self._rest()
+        if self._result is None and size and (self._fetched.complete or size <= len(rest)):
+            rows = rest[:size]
+            self._handed_out += len(rows)
+            return rows
+        return self._running().fetchmany(size)
+
+    def fetchall(self):
+        if self._result is None and self._fetched.complete:
+            rows = self._rest()
+            self._handed_out += len(rows)
+            return rows
+        return self._running().fetchall()
+
+    def close(self) -> None:
+        if self._result is not None:
+            self._result.close()
+
+    def __iter__(self):
+        return iter(self.fetchall())
+
+    def __getattr__(self, name):  # any other use of the result: run the query after all
+        return getattr(self._running(), name)
+
+
+class _Counted:
+    """The result of a COUNT(*) query whose answer is known."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+
+    def fetchone(self):
+        return (self._count,)
+
+    def scalar(self):
+        return self._count
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class QueryReuse:
+    """The first rows of each text query this validation ran (at most 200 each), and counters:
+    text queries run, COUNT(*) queries answered without running, fetches answered again."""
+
+    executed: int = 0
+    counts_answered: int = 0
+    rows_replayed: int = 0
+    fetched: dict[str, _Fetched] = field(default_factory=dict)
+
+
+def reuse_unexpected_rows(execution_engine, batch_size: int | None = None) -> QueryReuse:
+    """Answer each unexpected-rows query's COUNT(*) from its fetched rows (module docstring).
+
+    Patches `execute_query` of this GX execution engine instance only.
+    """
+    import sqlalchemy as sa
+    from great_expectations.constants import MAX_RESULT_RECORDS
+
+    batch_size = batch_size or MAX_RESULT_RECORDS
+    execute = execution_engine.execute_query
+    reuse = QueryReuse()
+
+    def first_rows(sql: str) -> _Fetched:
+        reuse.executed += 1
+        result = execute(sa.text(sql))
+        try:
+            fetched = _Fetched(list(result.fetchmany(batch_size)), batch_size)
+        finally:
+            result.close()
+        reuse.fetched[sql] = fetched
+        return fetched
+
+    def execute_query(query):
+        if not isinstance(query, sa.TextClause):
+            return execute(query)
+        sql = query.text
+        counted = _ROW_COUNT_QUERY.match(sql)
+        if counted:
+            inner = counted.group("query")
+            fetched = reuse.fetched.get(inner) or first_rows(inner)
+            if fetched.complete:
+                reuse.counts_answered += 1
+                return _Counted(len(fetched.rows))
+            reuse.executed += 1
+            return execute(query)  # 200 rows or more: they must be counted
+        fetched = reuse.fetched.get(sql)
+        if fetched is not None:
+            reuse.rows_replayed += 1
+            return _Replayed(fetched, lambda: execute(query))
+        reuse.executed += 1
+
+        def remember(rows: _Fetched) -> None:
+            reuse.fetched[sql] = rows
+
+        return _RecordingResult(execute(query), remember)
+
+    execution_engine.execute_query = execute_query
+    return reuse
+
+
 @dataclass
 class ValidationContext:
     """An ephemeral GX context with the warehouse as a SQL data source."""
 
     context: AbstractDataContext
     datasource: SQLDatasource
+    reuse: QueryReuse | None = None
 
     def add_query_asset(self, name: str, query: str):
         return self.datasource.add_query_asset(name, query=query)
@@ -81,13 +257,15 @@ def warehouse_validation_context(
     *,
     duckdb_config: dict[str, Any] | None = None,
     apply_shim: bool = True,
+    reuse_query_results: bool = True,
 ) -> Iterator[ValidationContext]:
     """An ephemeral GX context validating `warehouse` read-only; its engines are disposed on exit.
 
     Ephemeral on purpose: a file project rewrites its whole great_expectations.yml for every
     query asset added (70 ms each, growing with the assets), so results are validated here and
     then kept in the home's file project by quality/data_docs.py. `apply_shim=False` exists for
-    the test that proves the shim is still needed.
+    the test that proves the shim is still needed; `reuse_query_results=False` runs every
+    metric query as GX issues it (the A/B of `reuse_unexpected_rows`).
     """
     import great_expectations as gx
 
@@ -99,9 +277,12 @@ def warehouse_validation_context(
         kwargs={"connect_args": {"read_only": True, "config": dict(duckdb_config or {})}},
     )
     validation = ValidationContext(context=context, datasource=datasource)
+    execution_engine = datasource.get_execution_engine()
     if apply_shim:
         # The execution engine's SQLAlchemy engine is the one metrics are computed on.
-        make_engine_gx_safe(datasource.get_execution_engine().engine)
+        make_engine_gx_safe(execution_engine.engine)
+    if reuse_query_results:
+        validation.reuse = reuse_unexpected_rows(execution_engine)
     try:
         yield validation
     finally:
