@@ -639,3 +639,147 @@ def test_literal_inch_marks_in_unquoted_values_are_kept(con, tmp_path):
         ('Flange 2" DN50, PN16', 3),
         ("Gasket", 4),
     ]
+
+
+# --- the load pass: casts of checked values, row order ------------------------------------------
+
+
+def test_values_duckdb_would_cast_but_the_contract_forbids_are_rejected(con, tmp_path):
+    # Rows without problems are loaded with a plain CAST (their format check already passed), so
+    # the format checks must keep out everything DuckDB's casts accept beyond the contract.
+    header = "order_id,line_no,material_number,quantity,unit_price,net_value\n"
+    good = [("+5", "007", "1."), ("-3", "12", ".5"), ("0", "1", "-.5"), ("12", "99", "+0.25")]
+    bad_int = [" 12", "12 ", "1_000", "0x1F", "1e3", "1.5", "1.0", "١٢", "12\t", "--1", ""]
+    bad_dec = [" 1.5", "1,5", "1_0.5", "1e3", "0x10", "inf", "NaN", ".", "+", "1.2.3", "12,5 EUR"]
+    lines = [header]
+    for i, (line_no, quantity, net) in enumerate(good):
+        lines.append(f"G{i},{line_no},M1,{quantity},1,{net}\n")
+    for i, value in enumerate(bad_int):
+        lines.append(f'BI{i},"{value}",M1,1,1,1\n')
+    for i, value in enumerate(bad_dec):
+        lines.append(f'BD{i},1,M1,"{value}",1,1\n')
+    land(tmp_path, "erp/order_lines", "20250101T000000", "".join(lines))
+    result = ingest_entity(con, tmp_path, "erp/order_lines", "run1")
+    assert rows(
+        con, "SELECT order_id, line_no, quantity, net_value, _line FROM raw.erp__order_lines"
+    ) == [
+        ("G0", 5, Decimal("7.0000"), Decimal("1.0000"), 2),
+        ("G1", -3, Decimal("12.0000"), Decimal("0.5000"), 3),
+        ("G2", 0, Decimal("1.0000"), Decimal("-0.5000"), 4),
+        ("G3", 12, Decimal("99.0000"), Decimal("0.2500"), 5),
+    ]
+    got = {(r[5].split("|")[0], r[1], r[2]) for r in rejects(con)}
+    assert got == {(f"BI{i}", "line_no", "unparseable_int") for i in range(len(bad_int) - 1)} | {
+        (f"BI{len(bad_int) - 1}", "line_no", "missing_required")
+    } | {
+        (f"BD{i}", "quantity", "unparseable_dec" if bad_dec[i] else "missing_required")
+        for i in range(len(bad_dec))
+    }
+    assert (result.rows_loaded, result.rows_rejected) == (len(good), len(bad_int) + len(bad_dec))
+
+
+def test_dates_and_timestamps_duckdb_would_parse_but_the_contract_forbids_are_rejected(
+    con, tmp_path
+):
+    header = "order_id,customer_number,order_date,order_type,currency,created_on\n"
+    bad_dates = ["2024-01-05", "2024015", "202401055", " 20240105", "20240231", "+2024010", "x"]
+    lines = [header, "S0,C1,20240105,Standard,EUR,00000000\n"]
+    lines += [f"S{i + 1},C1,{d},Standard,EUR,20240105\n" for i, d in enumerate(bad_dates)]
+    land(tmp_path, "erp/sales_orders", "20250101T000000", "".join(lines))
+    ingest_entity(con, tmp_path, "erp/sales_orders", "run1")
+    assert rows(con, "SELECT order_id, order_date FROM raw.erp__sales_orders") == []
+    got = sorted((r[5], r[1], r[2]) for r in rejects(con))
+    assert got == sorted(
+        [("S0", "created_on", "missing_required")]
+        + [(f"S{i + 1}", "order_date", "unparseable_date") for i in range(len(bad_dates))]
+    )
+    text = (
+        "survey_id,account_id,responded_at\n"
+        "V1,A1,2024-03-01T08:15:00+02:00\n"
+        "V2,A1,2024-03-01 08:15:00.123456789Z\n"
+        "V3,A1,2024-03-01T08:15:00\n"  # no offset: DuckDB would take the session time zone
+        "V4,A1, 2024-03-01T08:15:00+02:00\n"
+        "V5,A1,2024-03-01T08:15+0200\n"
+    )
+    land(tmp_path, "crm/surveys", "20250101T000000", text)
+    ingest_entity(con, tmp_path, "crm/surveys", "run1")
+    assert rows(con, "SELECT survey_id, epoch(responded_at) FROM raw.crm__surveys") == [
+        ("V1", 1709273700.0),
+        ("V2", 1709280900.123456),
+        ("V5", 1709273700.0),
+    ]
+    assert [(r[0], r[2]) for r in rejects(con, "crm/surveys/surveys_20250101T000000.csv")] == [
+        (4, "unparseable_ts"),
+        (5, "unparseable_ts"),
+    ]
+
+
+def test_rows_with_problems_leave_the_load_in_file_order(con, tmp_path):
+    lines = [ACCOUNT_HEADER + "\n"] + [account_line(f"A{i}") for i in range(2, 5002)]
+    bad = {7, 100, 2048, 2049, 4999}
+    for line in bad:
+        lines[line - 1] = account_line(f"A{line}", employees="many")
+    lines[300 - 1] = 'A300,"broken,FI,1,' + TS + "," + TS + "\n"  # a structural reject too
+    land(tmp_path, "crm/accounts", "20250101T000000", "".join(lines))
+    result = ingest_entity(con, tmp_path, "crm/accounts", "run1")
+    loaded = rows(con, "SELECT account_id, _line FROM raw.crm__accounts")  # physical order
+    expected = [f"A{n}" for n in range(2, 5002) if n not in bad | {300}]
+    assert [a for a, _ in loaded] == expected
+    assert all(a == f"A{line}" for a, line in loaded)
+    assert (result.rows_loaded, result.rows_rejected) == (len(expected), len(bad) + 1)
+
+
+def test_many_multi_line_values_still_load_in_file_order(con, tmp_path):
+    # More line gaps than a CASE chain takes: the lines come from an as-of join, the load must
+    # still follow the file.
+    lines, expected, line = [ACCOUNT_HEADER + "\n"], [], 2
+    for i in range(600):
+        if i % 3 == 0:
+            lines.append(f'A{i},"Multi\nline {i}",FI,1,{TS},{TS}\n')
+            expected.append((f"A{i}", line))
+            line += 2
+        elif i % 50 == 1:
+            lines.append(account_line(f"A{i}", employees="lots"))
+            line += 1
+        else:
+            lines.append(account_line(f"A{i}"))
+            expected.append((f"A{i}", line))
+            line += 1
+    land(tmp_path, "crm/accounts", "20250101T000000", "".join(lines))
+    result = ingest_entity(con, tmp_path, "crm/accounts", "run1")
+    assert result.files[0].parser == "duckdb"
+    assert rows(con, "SELECT account_id, _line FROM raw.crm__accounts") == expected
+    assert [r[0] for r in rejects(con)] == [
+        line for line, text in _physical_lines(lines) if "lots" in text
+    ]
+
+
+def _physical_lines(records: list[str]) -> list[tuple[int, str]]:
+    out, line = [], 1
+    for text in records:
+        out.append((line, text))
+        line += text.count("\n")
+    return out
+
+
+def test_large_file_loads_in_file_order_on_several_threads(tmp_path):
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    header = "delivery_id,order_id,line_no,planned_ship_date,actual_ship_date,delivered_date\n"
+    n = 300_000
+    body = "".join(f"D{i},O{i // 4},{i % 4 + 1},20240105,20240106,00000000\n" for i in range(n))
+    body = body.replace("D777,O194,2,20240105", "D777,O194,2,2024-01-05")  # one bad row
+    land(tmp_path, "erp/deliveries", "20250101T000000", header + body)
+    result = ingest_entity(con, tmp_path, "erp/deliveries", "run1")
+    assert (result.rows_loaded, result.rows_rejected) == (n - 1, 1)
+    assert rows(
+        con,
+        "SELECT count(*), count(*) FILTER (WHERE _line <= prev OR delivery_id <> 'D' || (_line - 2)) "
+        "FROM (SELECT delivery_id, _line, lag(_line, 1, 0) OVER () AS prev "
+        "FROM raw.erp__deliveries)",
+    ) == [(n - 1, 0)]
+    assert rows(
+        con,
+        "SELECT current_setting('threads'), current_setting('preserve_insertion_order')",
+    ) == [(2, True)]
+    con.close()

@@ -114,3 +114,45 @@ def test_unverifiable_fast_path_falls_back_to_the_exact_parser(tmp_path):
     assert staged.parser == "python" and staged.fallback_reason
     assert got_rows == {2: "R1", 4: "R2"}
     assert got_rejects == {}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_sparse_and_dense_byte_scans_agree(tmp_path, monkeypatch, seed):
+    # The layout scan takes a bytes.find path where quotes are rare and a numpy path where they
+    # are dense; both must describe every file identically, whatever the chunking.
+    import dagster_project.ingest.csv_layout as csv_layout
+
+    rng = random.Random(seed)
+    alphabet = ["a", "b", ",", '"', "\n", "\r", "\r\n", "\n\n", "Ä"]
+    weights = [30, 10, 8, 3, 6, 1, 2, 1, 1]
+    text = "".join(rng.choices(alphabet, weights, k=rng.randint(0, 5000)))
+    if seed % 3 == 0:
+        text = "\n" + text  # a blank header line
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode("utf-8"))
+    layouts = []
+    for sparse_limit in (-1, 10**9):
+        monkeypatch.setattr(csv_layout, "_SPARSE_QUOTES", sparse_limit)
+        for chunk_size in (7, 64, 1 << 24):
+            layouts.append(scan_layout(path, chunk_size=chunk_size))
+    assert all(layout == layouts[0] for layout in layouts)
+    assert layouts[0].physical_lines == text.count("\n") + (not text.endswith("\n") and text != "")
+
+
+def test_copy_without_lines_is_exact_with_and_without_kernel_copy(tmp_path, monkeypatch):
+    from dagster_project.ingest import csv_stage
+
+    data = bytes(range(256)) * 5000
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    spans = [(10, 20), (1000, 1001), (300_000, 700_000), (len(data) - 5, len(data))]
+    expected = data[:10] + data[20:1000] + data[1001:300_000] + data[700_000 : len(data) - 5]
+    csv_stage._copy_without(src, spans, tmp_path / "a.bin", len(data))
+    assert (tmp_path / "a.bin").read_bytes() == expected
+
+    def unsupported(*args):
+        raise OSError("copy_file_range not supported")
+
+    monkeypatch.setattr(csv_stage.os, "copy_file_range", unsupported)
+    csv_stage._copy_without(src, spans, tmp_path / "b.bin", len(data))
+    assert (tmp_path / "b.bin").read_bytes() == expected

@@ -6,17 +6,26 @@ or closes across a line break: the start or end of a record with an embedded new
 quote. Lines with an even count are complete records (or DuckDB will say otherwise, which the
 reader's reconciliation catches). Blank lines carry no data.
 
-The pass is vectorised with numpy over large chunks, so it costs about as much as reading the file.
+The pass works on large chunks, vectorised with numpy. A chunk with few quotes and no blank line
+(the usual case) is only counted, and its quoted lines looked at one by one; other chunks have
+every line located. Either way it costs about as much as reading the file.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 _NEWLINE, _QUOTE, _CR = 10, 34, 13
+
+
+class _Digest(Protocol):
+    def update(self, data: memoryview, /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -43,17 +52,46 @@ class CsvLayout:
         return number == self.physical_lines and not self.ends_with_newline
 
 
-def scan_layout(path: Path, chunk_size: int = 1 << 24) -> CsvLayout:
+def scan_layout(path: Path, chunk_size: int = 1 << 24, digest: _Digest | None = None) -> CsvLayout:
+    """Scan the file; `digest` (e.g. hashlib.sha256()), if given, is fed the file's bytes.
+
+    The digest is updated in a helper thread while the scan goes on (hashlib releases the GIL),
+    so hashing and scanning share one read of the file and run side by side.
+    """
     layout = CsvLayout()
     base = 0  # file offset of carry[0]
     carry = b""
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            layout.size += len(chunk)
-            buf = carry + chunk if carry else chunk
-            consumed = _scan_complete_lines(buf, base, layout)
-            carry = buf[consumed:]
+    buffers = [bytearray(chunk_size), bytearray(chunk_size)]
+    hashing: list[Future | None] = [None, None]  # per buffer: its digest update, while running
+    with (
+        path.open("rb", buffering=0) as handle,
+        ThreadPoolExecutor(max_workers=1) if digest is not None else nullcontext() as pool,
+    ):
+        turn = 0
+        while True:
+            turn ^= 1
+            if (pending := hashing[turn]) is not None:
+                pending.result()  # the buffer is about to be overwritten
+                hashing[turn] = None
+            if len(buffers[turn]) < len(carry) + chunk_size:
+                buffers[turn] = bytearray(len(carry) + chunk_size)
+            buf = buffers[turn]
+            buf[: len(carry)] = carry
+            view = memoryview(buf)
+            read = handle.readinto(view[len(carry) : len(carry) + chunk_size])
+            if not read:
+                break
+            layout.size += read
+            if pool is not None:
+                chunk = view[len(carry) : len(carry) + read]
+                hashing[turn] = pool.submit(digest.update, chunk)  # type: ignore[union-attr]
+            length = len(carry) + read
+            consumed = _scan_complete_lines(buf, length, base, layout)
+            carry = bytes(buf[consumed:length])
             base += consumed
+        for pending in hashing:
+            if pending is not None:
+                pending.result()
     if carry:  # a last line without a line break
         layout.ends_with_newline = False
         _note_line(layout, layout.physical_lines + 1, base, base + len(carry), carry)
@@ -61,9 +99,51 @@ def scan_layout(path: Path, chunk_size: int = 1 << 24) -> CsvLayout:
     return layout
 
 
-def _scan_complete_lines(buf: bytes, base: int, layout: CsvLayout) -> int:
-    """Record the complete lines of `buf`; return how many bytes they span."""
-    data = np.frombuffer(buf, dtype=np.uint8)
+# A chunk with at most this many quote characters, no blank line and no carriage return is
+# scanned without locating every line: only the lines holding a quote are visited.
+_SPARSE_QUOTES = 4096
+_TWO_NEWLINES = 0x0A0A  # b"\n\n" read as uint16 (either byte order)
+
+
+def _scan_complete_lines(buf: bytearray, length: int, base: int, layout: CsvLayout) -> int:
+    """Record the complete lines of `buf[:length]`; return how many bytes they span."""
+    end = buf.rfind(b"\n", 0, length) + 1
+    if end == 0:
+        return 0
+    data = np.frombuffer(buf, dtype=np.uint8, count=end)
+    if not _is_sparse(buf, data, end):
+        return _scan_dense(data, base, layout)
+    if layout.header is None:
+        layout.header = LineSpan(1, base, base + buf.find(b"\n") + 1)
+    number, counted_to = layout.physical_lines + 1, 0
+    quote = buf.find(b'"', 0, end)
+    while quote >= 0:
+        start = buf.rfind(b"\n", 0, quote) + 1
+        stop = buf.find(b"\n", quote, end)
+        number += int(np.count_nonzero(data[counted_to:start] == _NEWLINE))
+        counted_to = start
+        if number > 1 and buf.count(b'"', start, stop) & 1:
+            layout.odd_quote_lines.append(LineSpan(number, base + start, base + stop + 1))
+        quote = buf.find(b'"', stop + 1, end)
+    layout.physical_lines += int(np.count_nonzero(data == _NEWLINE))
+    return end
+
+
+def _is_sparse(buf: bytearray, data: np.ndarray, end: int) -> bool:
+    """Few quotes, no carriage return and no blank line in the complete lines of `buf`."""
+    if buf.find(b"\r", 0, end) >= 0 or buf.startswith(b"\n"):
+        return False
+    if np.count_nonzero(data == _QUOTE) > _SPARSE_QUOTES:
+        return False
+    for offset in (0, 1):  # b"\n\n" at an even or an odd offset
+        pairs = np.frombuffer(buf, dtype=np.uint16, count=(end - offset) // 2, offset=offset)
+        if np.any(pairs == _TWO_NEWLINES):
+            return False
+    return True
+
+
+def _scan_dense(data: np.ndarray, base: int, layout: CsvLayout) -> int:
+    """Locate every line of `data` (complete lines, vectorised): quote parity, blank lines."""
     newlines = np.flatnonzero(data == _NEWLINE)
     if newlines.size == 0:
         return 0

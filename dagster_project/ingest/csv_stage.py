@@ -1,8 +1,10 @@
 """Reading one CSV extract into a temporary staging relation, fast and line-accurate.
 
 The result is the temp view `_ingest_rows`: one VARCHAR column per file column (c0, c1, ... in
-file order) and `_line`, the physical line where the record starts, plus the records that were
-structurally unusable (wrong number of values, broken quoting, bad encoding).
+file order), `_line`, the physical line where the record starts, and `_k`, the row's rowid in the
+temp table `_ingest_stage` behind the view (rows deleted from that table leave the view; the other
+rows keep their line numbers), plus the records that were structurally unusable (wrong number of
+values, broken quoting, bad encoding).
 
 Fast path: DuckDB's native reader with a fixed dialect (no sniffing). DuckDB numbers records,
 not physical lines, and an unclosed quote makes it read on across line breaks, so its result is
@@ -23,9 +25,13 @@ objects; the caller writes the warehouse in its own transaction.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -48,6 +54,7 @@ log = logging.getLogger(__name__)
 STAGE_TABLE = "_ingest_stage"
 ROWS_VIEW = "_ingest_rows"
 _GAPS_TABLE = "_ingest_gaps"
+_LINED_TABLE = "_ingest_stage_lined"
 _REJECT_ERRORS = "_ingest_reject_errors"
 _REJECT_SCANS = "_ingest_reject_scans"
 _BATCH_ROWS = 100_000
@@ -64,7 +71,7 @@ class _FastPathRefused(Exception):
 
 @dataclass(frozen=True)
 class StagedCsv:
-    relation: str  # temp view: c0..c{n-1} VARCHAR, _line BIGINT
+    relation: str  # temp view: c0..c{n-1} VARCHAR, _line BIGINT, _k (rowid in STAGE_TABLE)
     records: int  # data records seen: staged rows + structural rejects
     structural_rejects: list[StructuralReject]
     parser: str  # 'duckdb' | 'duckdb+copy' | 'python'
@@ -111,7 +118,7 @@ def stage_csv(
 
 def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP VIEW IF EXISTS temp.{ROWS_VIEW}")
-    for table in (STAGE_TABLE, _GAPS_TABLE, _REJECT_ERRORS, _REJECT_SCANS):
+    for table in (STAGE_TABLE, _LINED_TABLE, _GAPS_TABLE, _REJECT_ERRORS, _REJECT_SCANS):
         con.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
@@ -156,13 +163,20 @@ def _bulk_read(con: duckdb.DuckDBPyConnection, source: Path, width: int) -> None
         f"rejects_table='{_REJECT_ERRORS}', rejects_scan='{_REJECT_SCANS}')"
     )
     # Row order is how rows get their line numbers: the scan must keep the file's order.
+    try:
+        with _insertion_order_kept(con):
+            con.execute(sql)
+    except duckdb.Error as exc:
+        raise _FastPathRefused(f"DuckDB could not read the file: {type(exc).__name__}") from None
+
+
+@contextmanager
+def _insertion_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
     try:
         if not ordered:
             con.execute("SET preserve_insertion_order = true")
-        con.execute(sql)
-    except duckdb.Error as exc:
-        raise _FastPathRefused(f"DuckDB could not read the file: {type(exc).__name__}") from None
+        yield
     finally:
         if not ordered:
             con.execute("SET preserve_insertion_order = false")
@@ -211,7 +225,8 @@ def _kth_kept_line(k: int, excluded: np.ndarray) -> int:
 def _create_rows_view(con: duckdb.DuckDBPyConnection, excluded: set[int]) -> None:
     if not excluded:
         con.execute(
-            f"CREATE TEMP VIEW {ROWS_VIEW} AS SELECT *, rowid + 2 AS _line FROM temp.{STAGE_TABLE}"
+            f"CREATE TEMP VIEW {ROWS_VIEW} AS "
+            f"SELECT *, rowid AS _k, rowid + 2 AS _line FROM temp.{STAGE_TABLE}"
         )
         return
     # Row k starts on line k + 2 + (excluded lines before it). With x_j the sorted excluded
@@ -226,7 +241,8 @@ def _create_rows_view(con: duckdb.DuckDBPyConnection, excluded: set[int]) -> Non
         )
         con.execute(
             f"CREATE TEMP VIEW {ROWS_VIEW} AS "
-            f"SELECT *, rowid + 2 + CASE {case} ELSE 0 END AS _line FROM temp.{STAGE_TABLE}"
+            f"SELECT *, rowid AS _k, rowid + 2 + CASE {case} ELSE 0 END AS _line "
+            f"FROM temp.{STAGE_TABLE}"
         )
         return
     gaps = pa.table({"h": h, "cnt": cnt})
@@ -235,12 +251,18 @@ def _create_rows_view(con: duckdb.DuckDBPyConnection, excluded: set[int]) -> Non
         con.execute(f"CREATE TEMP TABLE {_GAPS_TABLE} AS SELECT * FROM _ingest_gaps_arrow")
     finally:
         con.unregister("_ingest_gaps_arrow")
-    con.execute(
-        f"CREATE TEMP VIEW {ROWS_VIEW} AS "
-        f"SELECT s.* EXCLUDE (_k), s._k + 2 + coalesce(g.cnt, 0) AS _line "
-        f"FROM (SELECT rowid AS _k, * FROM temp.{STAGE_TABLE}) s "
-        f"ASOF LEFT JOIN temp.{_GAPS_TABLE} g ON s._k >= g.h"
-    )
+    # Many gaps: the lines are computed once, by an as-of join, into a copy of the stage in file
+    # order (a join does not keep row order, and the load keeps the stage's order).
+    with _insertion_order_kept(con):
+        con.execute(
+            f"CREATE TEMP TABLE {_LINED_TABLE} AS "
+            f"SELECT s.* EXCLUDE (_k), s._k + 2 + coalesce(g.cnt, 0) AS _line "
+            f"FROM (SELECT rowid AS _k, * FROM temp.{STAGE_TABLE}) s "
+            f"ASOF LEFT JOIN temp.{_GAPS_TABLE} g ON s._k >= g.h ORDER BY s._k"
+        )
+    con.execute(f"DROP TABLE temp.{STAGE_TABLE}")
+    con.execute(f"ALTER TABLE temp.{_LINED_TABLE} RENAME TO {STAGE_TABLE}")
+    con.execute(f"CREATE TEMP VIEW {ROWS_VIEW} AS SELECT *, rowid AS _k FROM temp.{STAGE_TABLE}")
 
 
 def _verify_multi_line_records(
@@ -264,13 +286,31 @@ def _copy_without(path: Path, spans: list[tuple[int, int]], dest: Path, size: in
     with path.open("rb") as src, dest.open("wb") as out:
         position = 0
         for start, end in [*spans, (size, size)]:
-            src.seek(position)
-            remaining = start - position
-            while remaining > 0:
-                block = src.read(min(remaining, 1 << 24))
-                out.write(block)
-                remaining -= len(block)
+            _copy_range(src, out, position, start - position)
             position = end
+
+
+def _copy_range(src: BinaryIO, out: BinaryIO, offset: int, length: int) -> None:
+    """Append `length` bytes of `src` from `offset` to `out` (in the kernel where it can)."""
+    out.flush()
+    while length > 0:
+        try:
+            copied = os.copy_file_range(src.fileno(), out.fileno(), length, offset)
+        except OSError:  # e.g. across file systems on older kernels: copy through user space
+            break
+        if copied == 0:
+            break
+        offset += copied
+        length -= copied
+    if length > 0:
+        out.seek(0, os.SEEK_END)
+        src.seek(offset)
+        while length > 0:
+            block = src.read(min(length, 1 << 24))
+            if not block:
+                raise OSError(f"{src.name} ended while copying it")
+            out.write(block)
+            length -= len(block)
 
 
 # --- exact fallback -----------------------------------------------------------------------------
@@ -304,7 +344,7 @@ def _stage_exact(
             batch = []
     if batch:
         _insert_batch(con, cols, batch)
-    con.execute(f"CREATE TEMP VIEW {ROWS_VIEW} AS SELECT * FROM temp.{STAGE_TABLE}")
+    con.execute(f"CREATE TEMP VIEW {ROWS_VIEW} AS SELECT *, rowid AS _k FROM temp.{STAGE_TABLE}")
     return StagedCsv(ROWS_VIEW, records, rejects, "python", fallback_reason=reason)
 
 

@@ -12,6 +12,7 @@ Dagster stays out of this module: assets call ingest_entity / ingest_landing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,10 +24,11 @@ import duckdb
 import pyarrow as pa
 
 from dagster_project.ingest.contract import Contract, EntitySpec, SystemFormats, load_contract
-from dagster_project.ingest.csv_layout import scan_layout
+from dagster_project.ingest.csv_layout import CsvLayout, scan_layout
 from dagster_project.ingest.csv_records import StructuralReject
 from dagster_project.ingest.csv_stage import (
     ROWS_VIEW,
+    STAGE_TABLE,
     CsvHeaderError,
     drop_stage,
     read_csv_header,
@@ -209,7 +211,15 @@ def _ingest_file(
     run_id: str,
     started: float,
 ) -> tuple[FileOutcome, list[Finding]]:
-    file_hash = file_sha256(extract.path)
+    # A CSV file is hashed during its layout scan (one read, side by side); the layout is only
+    # used if the file turns out to be new.
+    layout: CsvLayout | None = None
+    if extract.file_format == "csv":
+        digest = hashlib.sha256()
+        layout = scan_layout(extract.path, digest=digest)
+        file_hash = digest.hexdigest()
+    else:
+        file_hash = file_sha256(extract.path)
 
     def finish(status: str, message: str | None, findings: list[Finding], **counts):
         outcome = FileOutcome(
@@ -254,7 +264,7 @@ def _ingest_file(
         return outcome, findings
 
     try:
-        return _stage_validate_load(con, spec, formats, extract, run_id, file_hash, finish)
+        return _stage_validate_load(con, spec, formats, extract, layout, run_id, file_hash, finish)
     finally:
         drop_stage(con)
 
@@ -264,6 +274,7 @@ def _stage_validate_load(
     spec: EntitySpec,
     formats: SystemFormats,
     extract: ExtractFile,
+    layout: CsvLayout | None,
     run_id: str,
     file_hash: str,
     finish: Callable[..., tuple[FileOutcome, list[Finding]]],
@@ -288,8 +299,7 @@ def _stage_validate_load(
 
     # Stage (temporary objects only, outside the transaction).
     structural: list[StructuralReject] = []
-    if extract.file_format == "csv":
-        layout = scan_layout(extract.path)
+    if layout is not None:
         try:
             header = read_csv_header(extract.path, layout)
         except CsvHeaderError as exc:
@@ -317,7 +327,7 @@ def _stage_validate_load(
             match.missing_required[0],
         )
 
-    if extract.file_format == "csv":
+    if layout is not None:
         staged = stage_csv(con, extract.path, layout, match.header_info(spec))
         records, structural, parser = staged.records, staged.structural_rejects, staged.parser
         note = f"{parser} reader" + (
@@ -343,7 +353,16 @@ def _stage_validate_load(
     con.execute("BEGIN TRANSACTION")
     try:
         add_drift_columns(con, spec.raw_table, list(drift))
-        checked = validate_and_load(con, ROWS_VIEW, spec, formats, inputs, drift, context)
+        checked = validate_and_load(
+            con,
+            ROWS_VIEW,
+            spec,
+            formats,
+            inputs,
+            drift,
+            context,
+            stage_table=STAGE_TABLE if layout is not None else None,
+        )
         _insert_structural_rejects(con, spec, context, structural)
         rejected = checked.rows_rejected + len(structural)
         if records != checked.rows_loaded + rejected:  # a bug, never a data problem

@@ -17,6 +17,8 @@ record keys; reasons never quote values.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +28,8 @@ from dagster_project.ingest.contract import RAW_SQL_TYPE, EntitySpec, SystemForm
 from dagster_project.ingest.masking import mask_sql
 from dagster_project.ingest.raw_tables import qualified, quote_ident
 
-_CHECKED = "_ingest_checked"
+_PROBLEMS = "_ingest_problems"  # pass 1: the rows with a problem
+_MAX_LISTED_LINES = 10_000  # lines left out by a constant list (Parquet: no stage table)
 
 _INT_PATTERN = r"[+-]?[0-9]+"
 _DEC_PATTERN = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
@@ -100,6 +103,13 @@ class _ColumnSql:
     typed: str  # the raw-typed value (NULL when missing or unparseable)
     rule: str  # name of the parse rule
     expectation: str  # what a valid value looks like, for the reason sentence
+    # The raw-typed value of a row known to have no problem in this column: equal to `typed`
+    # there, without the format check (the check already passed) and failing loudly otherwise.
+    loaded: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.loaded:
+            object.__setattr__(self, "loaded", self.typed)
 
 
 def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: str) -> _ColumnSql:
@@ -135,7 +145,12 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             f"THEN TRY_CAST({ref} AS BIGINT) END"
         )
         return _ColumnSql(
-            value, present, typed, "unparseable_int", "a whole number (optional sign and digits)"
+            value,
+            present,
+            typed,
+            "unparseable_int",
+            "a whole number (optional sign and digits)",
+            loaded=f"CAST({ref} AS BIGINT)",
         )
     if ctype == "dec":
         typed = (
@@ -149,6 +164,7 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             "unparseable_dec",
             "a decimal number with '.' as decimal separator and no thousands "
             "separator, at most 14 digits before the point",
+            loaded=f"CAST({ref} AS DECIMAL(18,4))",
         )
     if ctype == "date":
         pattern, human = date_pattern(formats.date_format)
@@ -169,6 +185,10 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             typed,
             "unparseable_date",
             f"a calendar date written {human}{nulls_note}",
+            loaded=(
+                f"CASE WHEN {present} "
+                f"THEN CAST(strptime({ref}, {sql_literal(formats.date_format)}) AS DATE) END"
+            ),
         )
     if ctype == "ts":
         typed = (
@@ -181,6 +201,7 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             typed,
             "unparseable_ts",
             "an ISO 8601 timestamp with a UTC offset, e.g. 2024-03-01T08:15:00+02:00",
+            loaded=f"CAST({ref} AS TIMESTAMPTZ)",
         )
     if ctype == "bool":
         trues = ", ".join(sql_literal(v.lower()) for v in formats.true_values)
@@ -214,25 +235,27 @@ def validate_and_load(
     inputs: dict[str, ColumnInput],
     drift: dict[str, str],
     context: FileContext,
+    *,
+    stage_table: str | None = None,
 ) -> ValidationOutcome:
     """Insert the valid rows of `relation` into the raw table and their problems into rejects.
 
     `inputs`: contract column -> source; `drift`: raw drift column name -> SQL expression (text).
-    Runs inside the caller's transaction.
+    `stage_table`: the temp table behind `relation` when the relation's `_k` is that table's
+    rowid; its rows with problems are then deleted before the load. Runs inside the caller's
+    transaction.
+
+    Two passes over the staged rows, neither materialising the whole file: the first checks every
+    value and keeps only the rows with a problem (a small temp table: line, problems, observed
+    values); the second inserts every other row, typed, straight into the raw table in the
+    relation's order. A row that passed every check needs no format test any more, only its cast.
     """
-    # Layered so that each parse (regexp + cast) is evaluated once per value.
     staged = {name: quote_ident(f"s:{name}") for name in inputs}
     columns = {
         name: _column_sql(spec.columns[name].type, src, formats, staged[name])
         for name, src in inputs.items()
     }
-    layer_values = ", ".join(
-        [f"{_staged_value(src)} AS {staged[name]}" for name, src in inputs.items()]
-        + [f"nullif({expr}, '') AS {quote_ident('d:' + name)}" for name, expr in drift.items()]
-    )
-    layer_typed = ", ".join(
-        f"{sql.typed} AS {quote_ident('t:' + name)}" for name, sql in columns.items()
-    )
+    values = [f"{_staged_value(src)} AS {staged[name]}" for name, src in inputs.items()]
     problems: dict[str, str] = {}
     for name, sql in columns.items():
         required = spec.columns[name].required
@@ -244,8 +267,75 @@ def validate_and_load(
         )
         if missing or parse:
             problems[name] = f"CASE {missing}{parse}END"
+
+    rejected = 0
+    if problems:
+        keep = ["_k"] if stage_table else []
+        rejected = _find_problem_rows(con, relation, spec, columns, values, problems, keep)
+
+    # Pass 2: every row without a problem, typed (the cast cannot fail: its check passed).
+    select_typed = [f"{columns[name].loaded} AS {quote_ident(name)}" for name in columns]
+    select_typed += [f"{quote_ident('d:' + name)} AS {quote_ident(name)}" for name in drift]
+    metadata = (
+        "? AS _source_file, _line, CAST(? AS TIMESTAMP) AS _extract_ts, "
+        "CAST(? AS TIMESTAMPTZ) AS _loaded_at, ? AS _run_id"
+    )
+    layer_values = ", ".join(
+        ["_line", *values]
+        + [f"nullif({expr}, '') AS {quote_ident('d:' + name)}" for name, expr in drift.items()]
+    )
+    without_problems = _without_problem_rows(con, rejected, stage_table)
+    source = f"(SELECT {layer_values} FROM {relation}{without_problems})"
+    params = [context.source_file, context.extract_ts, context.loaded_at, context.run_id]
+    with _one_sequential_writer(con):
+        loaded = con.execute(
+            f"INSERT INTO {qualified(spec.raw_table)} BY NAME "
+            f"SELECT {', '.join([*select_typed, metadata])} FROM {source}",
+            params,
+        ).fetchall()[0][0]
+    written = _write_problem_rejects(con, spec, columns, problems, context) if rejected else 0
+    con.execute(f"DROP TABLE IF EXISTS temp.{_PROBLEMS}")
+    return ValidationOutcome(loaded, rejected, written)
+
+
+@contextmanager
+def _one_sequential_writer(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the load on one thread, appending in the relation's order.
+
+    With several threads, DuckDB keeps insertion order by collecting rows per source batch; on a
+    large file under the memory limit that leaves many part-filled row groups, which the next
+    checkpoint rewrites completely (about a third more work on a 20M-row file). One thread
+    appending in scan order keeps the order and fills every row group.
+    """
+    ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
+    ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    con.execute("SET threads = 1")
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET threads = {int(threads)}")
+        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+
+
+def _find_problem_rows(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    spec: EntitySpec,
+    columns: dict[str, _ColumnSql],
+    values: list[str],
+    problems: dict[str, str],
+    keep: list[str],
+) -> int:
+    """Pass 1: keep the rows with at least one problem in temp `_PROBLEMS`; return their count."""
+    # Layered so that each parse (regexp + cast) is evaluated once per value.
+    layer_typed = ", ".join(
+        f"{columns[name].typed} AS {quote_ident('t:' + name)}"
+        for name in problems
+        if columns[name].rule
+    )
     layer_problems = ", ".join(f"{p} AS {quote_ident('p:' + name)}" for name, p in problems.items())
-    row_ok = " AND ".join(f"{quote_ident('p:' + n)} IS NULL" for n in problems) or "true"
+    row_ok = " AND ".join(f"{quote_ident('p:' + n)} IS NULL" for n in problems)
 
     personal = set(spec.personal)
 
@@ -258,62 +348,74 @@ def validate_and_load(
         if len(spec.key) == 1
         else "concat_ws('|', " + ", ".join(f"coalesce({shown(k)}, '')" for k in spec.key) + ")"
     )
-    # Text kept only for rejected rows (observed value, record key): mostly NULL, nearly free.
-    kept = [f"CASE WHEN NOT _ok THEN {key_sql} END AS record_key"]
-    kept += [f"CASE WHEN NOT _ok THEN {shown(n)} END AS {quote_ident('v:' + n)}" for n in problems]
-    typed_cols = [quote_ident("t:" + n) for n in columns] + [quote_ident("d:" + n) for n in drift]
+    kept = [f"{key_sql} AS record_key"]
+    kept += [f"{shown(n)} AS {quote_ident('v:' + n)}" for n in problems]
     problem_cols = [quote_ident("p:" + n) for n in problems]
     checked = (
-        f"SELECT _line, _ok, {', '.join([*typed_cols, *problem_cols, *kept])} FROM "
-        f"(SELECT *, {row_ok} AS _ok FROM "
-        f"(SELECT *{', ' + layer_problems if layer_problems else ''} FROM "
+        f"SELECT {', '.join(['_line', *keep, *problem_cols, *kept])} FROM "
+        f"(SELECT *, {layer_problems} FROM "
         f"(SELECT *{', ' + layer_typed if layer_typed else ''} FROM "
-        f"(SELECT _line{', ' + layer_values if layer_values else ''} FROM {relation}))))"
+        f"(SELECT {', '.join(['_line', *keep, *values])} FROM {relation}))) "
+        f"WHERE NOT ({row_ok})"
     )
-    # One pass parses and checks every value; the raw insert and the rejects read its result.
-    con.execute(f"DROP TABLE IF EXISTS temp.{_CHECKED}")
-    con.execute(f"CREATE TEMP TABLE {_CHECKED} AS {checked}")
+    con.execute(f"DROP TABLE IF EXISTS temp.{_PROBLEMS}")
+    con.execute(f"CREATE TEMP TABLE {_PROBLEMS} AS {checked}")
+    return con.execute(f"SELECT count(*) FROM temp.{_PROBLEMS}").fetchall()[0][0]
 
-    select_typed = [f"{quote_ident('t:' + name)} AS {quote_ident(name)}" for name in columns]
-    select_typed += [f"{quote_ident('d:' + name)} AS {quote_ident(name)}" for name in drift]
-    metadata = (
-        "? AS _source_file, _line, CAST(? AS TIMESTAMP) AS _extract_ts, "
-        "CAST(? AS TIMESTAMPTZ) AS _loaded_at, ? AS _run_id"
-    )
-    params = [context.source_file, context.extract_ts, context.loaded_at, context.run_id]
-    loaded = con.execute(
-        f"INSERT INTO {qualified(spec.raw_table)} BY NAME "
-        f"SELECT {', '.join([*select_typed, metadata])} FROM temp.{_CHECKED} WHERE _ok",
-        params,
+
+def _without_problem_rows(
+    con: duckdb.DuckDBPyConnection, rejected: int, stage_table: str | None
+) -> str:
+    """Leave pass 1's rows out of the relation; return the SQL clause that does it, if any.
+
+    Both ways keep the relation's row order (a join would not): deleting the rows from the stage
+    table behind the relation (its other rows keep their rowids, hence their lines), or a filter
+    on a constant list of lines.
+    """
+    if not rejected:
+        return ""
+    if stage_table:
+        con.execute(
+            f"DELETE FROM temp.{stage_table} WHERE rowid IN (SELECT _k FROM temp.{_PROBLEMS})"
+        )
+        return ""
+    if rejected > _MAX_LISTED_LINES:  # a join then: same rows, row order not guaranteed
+        return f" WHERE _line NOT IN (SELECT _line FROM temp.{_PROBLEMS})"
+    lines = [line for (line,) in con.execute(f"SELECT _line FROM temp.{_PROBLEMS}").fetchall()]
+    return f" WHERE _line NOT IN ({', '.join(str(int(line)) for line in lines)})"
+
+
+def _write_problem_rejects(
+    con: duckdb.DuckDBPyConnection,
+    spec: EntitySpec,
+    columns: dict[str, _ColumnSql],
+    problems: dict[str, str],
+    context: FileContext,
+) -> int:
+    """One reject row per problem of the rows kept by pass 1."""
+    parts = []
+    for name in problems:
+        sql = columns[name]
+        reason = (
+            f"CASE {quote_ident('p:' + name)} WHEN 'missing_required' THEN "
+            f"{sql_literal(f'Required column {name!r} has no value.')} ELSE "
+            f"{sql_literal(f'Value in column {name!r} is not {sql.expectation}.')} END"
+        )
+        parts.append(
+            f"SELECT ? AS run_id, ? AS source_system, ? AS entity, ? AS source_file, "
+            f"_line AS line, {sql_literal(name)} AS column_name, "
+            f"{quote_ident('p:' + name)} AS rule, {reason} AS reason, "
+            f"{quote_ident('v:' + name)} AS observed_value, record_key, "
+            f"CAST(? AS TIMESTAMPTZ) AS loaded_at "
+            f"FROM temp.{_PROBLEMS} WHERE {quote_ident('p:' + name)} IS NOT NULL"
+        )
+    reject_params = [
+        context.run_id,
+        spec.system,
+        spec.entity,
+        context.source_file,
+        context.loaded_at,
+    ] * len(parts)
+    return con.execute(
+        f"INSERT INTO raw.rejects BY NAME {' UNION ALL '.join(parts)}", reject_params
     ).fetchall()[0][0]
-    rejected = con.execute(f"SELECT count(*) FROM temp.{_CHECKED} WHERE NOT _ok").fetchall()[0][0]
-    written = 0
-    if rejected:
-        parts = []
-        for name in problems:
-            sql = columns[name]
-            reason = (
-                f"CASE {quote_ident('p:' + name)} WHEN 'missing_required' THEN "
-                f"{sql_literal(f'Required column {name!r} has no value.')} ELSE "
-                f"{sql_literal(f'Value in column {name!r} is not {sql.expectation}.')} END"
-            )
-            parts.append(
-                f"SELECT ? AS run_id, ? AS source_system, ? AS entity, ? AS source_file, "
-                f"_line AS line, {sql_literal(name)} AS column_name, "
-                f"{quote_ident('p:' + name)} AS rule, {reason} AS reason, "
-                f"{quote_ident('v:' + name)} AS observed_value, record_key, "
-                f"CAST(? AS TIMESTAMPTZ) AS loaded_at "
-                f"FROM temp.{_CHECKED} WHERE NOT _ok AND {quote_ident('p:' + name)} IS NOT NULL"
-            )
-        reject_params = [
-            context.run_id,
-            spec.system,
-            spec.entity,
-            context.source_file,
-            context.loaded_at,
-        ] * len(parts)
-        written = con.execute(
-            f"INSERT INTO raw.rejects BY NAME {' UNION ALL '.join(parts)}", reject_params
-        ).fetchall()[0][0]
-    con.execute(f"DROP TABLE temp.{_CHECKED}")
-    return ValidationOutcome(loaded, rejected, written)
