@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from functools import cache
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
 
 from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
 
@@ -20,17 +21,29 @@ PROFILE_ENVIRONMENT = (
     "SEGMENTS_DUCKDB_THREADS",
 )
 PREPARED_FOR_FILE = "prepared_for.json"
+# A run's dbt state (partial-parse state, one folder per dbt invocation) lives in its home: the
+# warehouse path is part of dbt's partial-parse key, so a target folder shared by two homes
+# made each re-parse the whole project whenever the other had run. The manifest the Dagster
+# definitions load stays in dbt_project/target (it is the same for every home).
+HOME_TARGET_DIR = "dbt_target"
+
+
+def home_target_path(paths: HomePaths) -> Path:
+    return paths.home / HOME_TARGET_DIR
 
 
 def set_dbt_environment(paths: HomePaths) -> None:
     """profiles.yml reads the warehouse path and DuckDB limits from the environment: one truth
-    for where the warehouse is and how much memory DuckDB may take (config/pipeline.yml)."""
+    for where the warehouse is and how much memory DuckDB may take (config/pipeline.yml).
+    DBT_TARGET_PATH puts dbt's state in the home (dagster-dbt starts every invocation from the
+    partial-parse state there)."""
     from dagster_project.warehouse import duckdb_config
 
     limits = duckdb_config()
     os.environ["SEGMENTS_WAREHOUSE"] = str(paths.warehouse)
     os.environ["SEGMENTS_DUCKDB_MEMORY_LIMIT"] = str(limits["memory_limit"])
     os.environ["SEGMENTS_DUCKDB_THREADS"] = str(limits["threads"])
+    os.environ["DBT_TARGET_PATH"] = str(home_target_path(paths))
     _put_dbt_on_path()
 
 
@@ -52,9 +65,9 @@ def dbt_project() -> DbtProject:
     return project
 
 
-def manifest_is_stale(project: DbtProject) -> bool:
+def manifest_is_stale(project: DbtProject, manifest: Path | None = None) -> bool:
     """True when a dbt model, macro, seed or config file changed since the manifest was built."""
-    manifest: Path = project.manifest_path
+    manifest = manifest or project.manifest_path
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
@@ -72,15 +85,16 @@ def _profile_environment() -> dict[str, str]:
     return {name: os.environ.get(name, "") for name in PROFILE_ENVIRONMENT}
 
 
-def _stamp_path(project: DbtProject) -> Path:
+def _state_path(project: DbtProject) -> Path:
+    """Where dbt parses to and dagster-dbt takes the partial-parse state from: DBT_TARGET_PATH
+    (the home's, set by set_dbt_environment), else the project's target folder."""
     # target_path is relative to the dbt project folder, not to the working directory
-    return Path(project.project_dir) / project.target_path / PREPARED_FOR_FILE
+    return Path(project.project_dir) / os.environ.get("DBT_TARGET_PATH", project.target_path)
 
 
-def _prepared_for(project: DbtProject) -> dict[str, str] | None:
-    stamp = _stamp_path(project)
+def _prepared_for(state: Path) -> dict[str, str] | None:
     try:
-        return json.loads(stamp.read_text(encoding="utf-8"))
+        return json.loads((state / PREPARED_FOR_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -88,10 +102,25 @@ def _prepared_for(project: DbtProject) -> dict[str, str] | None:
 def prepare_manifest(force: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing or stale, or was parsed for another profile
     environment (CLI, tests and CI call this). Every dbt invocation of the run then starts from
-    this parse instead of re-parsing the whole project (5-13 s each)."""
+    this parse instead of re-parsing the whole project (5-13 s each).
+
+    `dbt parse` directly rather than dagster-dbt's preparer: the preparer marks every seed as
+    changed in the partial-parse state (for state moved to another machine), so that every
+    invocation re-parsed the 15 seeds and what reads them; here the project never moves."""
     project = dbt_project()
+    state = _state_path(project)
     wanted = _profile_environment()
-    if force or manifest_is_stale(project) or _prepared_for(project) != wanted:
-        project.preparer.prepare(project)
-        _stamp_path(project).write_text(json.dumps(wanted), encoding="utf-8")
+    parsed = False
+    if force or manifest_is_stale(project, state / "manifest.json") or _prepared_for(state) != wanted:
+        DbtCliResource(project_dir=project).cli(["parse", "--quiet"], target_path=state).wait()
+        (state / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
+        parsed = True
+    if state != Path(project.project_dir) / project.target_path and (
+        parsed or manifest_is_stale(project)
+    ):
+        # the definitions' manifest: replaced in one step, another home may be loading it
+        project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
+        staging = project.manifest_path.with_name(f"manifest.{os.getpid()}.json")
+        shutil.copyfile(state / "manifest.json", staging)
+        os.replace(staging, project.manifest_path)
     return project.manifest_path

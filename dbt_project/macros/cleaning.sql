@@ -51,10 +51,14 @@
 {#
     The run's as-of date: var as_of_date (unit tests, manual runs), else env SEGMENTS_AS_OF,
     which the pipeline sets. An env var, unlike --vars, keeps dbt's partial parsing valid
-    between runs with different as-of dates (a full re-parse costs ~5 s per invocation).
+    between runs with different as-of dates (a full re-parse costs ~5 s per invocation). It is
+    read only when dbt executes (`execute`), not while it parses: dbt re-parses every file that
+    read an env var whose value changed since the saved parse, and the value never changes what
+    a model refers to.
 #}
 {% macro as_of_date() -%}
-    {{ return(var('as_of_date', none) or (env_var('SEGMENTS_AS_OF', '') or none)) }}
+    {%- set from_env = env_var('SEGMENTS_AS_OF', '') if execute else '' -%}
+    {{ return(var('as_of_date', none) or (from_env or none)) }}
 {%- endmacro %}
 
 

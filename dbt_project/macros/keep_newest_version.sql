@@ -45,11 +45,50 @@ inner join (
 {%- endmacro %}
 
 
-{# DuckDB has QUALIFY: one pass, no self-join. #}
+{#
+    DuckDB: most keys have a single version (a delta extract repeats few keys), so only the keys
+    that occur more than once are ranked; sorting every row with its payload in a window costs
+    more than two extra scans of the key. Keys are compared through hash(): a hash collision only
+    sends a few single-version keys through the ranking as well (complete keys either way), and
+    null keys hash like any other value, so the rows kept are exactly those of the one-pass
+    `qualify row_number() ... = 1`. Models whose `relation` is a plain projection mark it (and
+    what it reads) with segments.not_materialized(): DuckDB would otherwise copy a CTE that is
+    read three times, and three column scans are cheaper than a copy of 20M rows.
+#}
 {% macro duckdb__keep_newest_version(relation, key_columns, version_columns) -%}
-select *
-from {{ relation }}
-qualify row_number() over (
-    {{ segments.newest_version_window(key_columns, version_columns) }}
-) = 1
+{%- set key_hash = 'hash(' ~ key_columns | join(', ') ~ ')' -%}
+select * from (
+    with multi_version_keys as (
+        select {{ key_hash }} as key_hash
+        from {{ relation }}
+        group by 1
+        having count(*) > 1
+    )
+
+    select *
+    from {{ relation }}
+    where {{ key_hash }} not in (select key_hash from multi_version_keys)
+
+    union all
+
+    select *
+    from {{ relation }}
+    where {{ key_hash }} in (select key_hash from multi_version_keys)
+    qualify row_number() over (
+        {{ segments.newest_version_window(key_columns, version_columns) }}
+    ) = 1
+)
 {%- endmacro %}
+
+
+{#
+    `with x as {{ segments.not_materialized() }} (...)`: a CTE that DuckDB should inline at every
+    use instead of materialising it (a column scan is cheaper than a copy of 20M rows).
+#}
+{% macro not_materialized() -%}
+    {{ return(adapter.dispatch('not_materialized', 'segments')()) }}
+{%- endmacro %}
+
+{% macro default__not_materialized() -%}{%- endmacro %}
+
+{% macro duckdb__not_materialized() -%}not materialized{%- endmacro %}

@@ -10,11 +10,22 @@ labels as (
         and not is_deleted
 ),
 
+-- Revenue per ERP customer number from the fact table (built in the same dbt run) rather than
+-- from the view int_order_lines_converted_to_eur, which would join 20M lines to their orders
+-- once more; fct_order_lines has exactly the view's lines and revenue_eur.
+revenue_per_customer_number as (
+    select
+        customer_number,
+        sum(revenue_eur) as revenue_eur
+    from {{ ref('fct_order_lines') }}
+    group by customer_number
+),
+
 revenue as (
     select
         source_records.customer_id,
         sum(order_lines.revenue_eur) as revenue_eur
-    from {{ ref('int_order_lines_converted_to_eur') }} as order_lines
+    from revenue_per_customer_number as order_lines
     inner join {{ ref('int_customer_source_records') }} as source_records
         on source_records.source_system = 'erp'
         and source_records.source_id = order_lines.customer_number

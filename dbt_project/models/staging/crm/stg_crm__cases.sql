@@ -1,11 +1,11 @@
 -- CRM service cases: newest version per case_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__cases') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('case_id') }} as case_id,

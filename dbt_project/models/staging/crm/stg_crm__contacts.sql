@@ -3,11 +3,11 @@
 -- the same person on two accounts without reading who it is).
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__contacts') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('contact_id') }} as contact_id,

@@ -1,11 +1,11 @@
 -- CRM opportunities (projects): newest version per opportunity_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__opportunities') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('opportunity_id') }} as opportunity_id,

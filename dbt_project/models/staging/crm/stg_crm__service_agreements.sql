@@ -1,11 +1,11 @@
 -- CRM service agreements: newest version per agreement_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__service_agreements') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('agreement_id') }} as agreement_id,

@@ -2,11 +2,11 @@
 -- is not staged; only whether one was given.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__surveys') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('survey_id') }} as survey_id,

@@ -2,11 +2,11 @@
 -- data: it is used as part of the key here and only leaves as a one-way hash (rater_key).
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'crm__value_driver_ratings') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('opportunity_id') }} as opportunity_id,

@@ -1,11 +1,11 @@
 -- ERP deliveries: newest extract per delivery_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__deliveries') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('delivery_id') }} as delivery_id,

@@ -1,11 +1,11 @@
 -- ERP exchange rates: newest extract per (currency, rate_date).
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__fx_rates') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         upper({{ clean_text('currency') }}) as currency,

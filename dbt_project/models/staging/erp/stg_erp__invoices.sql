@@ -1,11 +1,11 @@
 -- ERP invoices and credit notes: newest extract per invoice_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__invoices') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('invoice_id') }} as invoice_id,

@@ -1,11 +1,11 @@
 -- ERP materials: newest extract per material_number.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__materials') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('material_number') }} as material_number,

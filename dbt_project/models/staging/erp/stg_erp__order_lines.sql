@@ -2,11 +2,11 @@
 -- credit/return lines (source contract).
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__order_lines') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('order_id') }} as order_id,

@@ -1,11 +1,11 @@
 -- ERP sales order headers: newest extract per order_id.
 with
 
-source as (
+source as {{ segments.not_materialized() }} (
     select * from {{ source('raw', 'erp__sales_orders') }}
 ),
 
-renamed as (
+renamed as {{ segments.not_materialized() }} (
     select
         -- ids
         {{ clean_text('order_id') }} as order_id,
