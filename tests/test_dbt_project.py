@@ -74,3 +74,21 @@ def test_dbt_build_with_unit_tests_passes_on_the_fixture_warehouse(tmp_path):
     run_results = json.loads((target / "run_results.json").read_text())
     unit = [r for r in run_results["results"] if r["unique_id"].startswith("unit_test.")]
     assert len(unit) >= 8 and all(r["status"] == "pass" for r in unit)
+
+
+def test_only_the_newest_dbt_invocation_folders_are_kept(tmp_path):
+    from dagster_project.transform.project import prune_invocation_folders
+
+    for i in range(14):
+        folder = tmp_path / f"dbt_staging_and_facts-{i:07x}-abcdef{i % 10}"
+        folder.mkdir()
+        os.utime(folder, (1_700_000_000 + i, 1_700_000_000 + i))
+    (tmp_path / "compiled").mkdir()  # dbt's own folders are not invocation folders
+    (tmp_path / "partial_parse.msgpack").write_bytes(b"")
+
+    prune_invocation_folders(tmp_path, keep=10)
+
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert "compiled" in left and "partial_parse.msgpack" in left
+    kept = [name for name in left if name.startswith("dbt_staging_and_facts-")]
+    assert kept == [f"dbt_staging_and_facts-{i:07x}-abcdef{i % 10}" for i in range(4, 14)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from functools import cache
@@ -26,6 +27,11 @@ PREPARED_FOR_FILE = "prepared_for.json"
 # made each re-parse the whole project whenever the other had run. The manifest the Dagster
 # definitions load stays in dbt_project/target (it is the same for every home).
 HOME_TARGET_DIR = "dbt_target"
+# dagster-dbt writes one folder per dbt invocation (<step>-<hash>-<hash>: compiled SQL, run
+# results; ~7 MB each, two per run): the newest are kept for debugging, the rest pruned, so a
+# home run daily does not grow by gigabytes a year.
+KEEP_INVOCATION_FOLDERS = 10
+_INVOCATION_FOLDER = re.compile(r"[A-Za-z0-9_]+-[0-9a-f]{7,}-[0-9a-f]{7,}")
 
 
 def home_target_path(paths: HomePaths) -> Path:
@@ -111,7 +117,11 @@ def prepare_manifest(force: bool = False) -> Path:
     state = _state_path(project)
     wanted = _profile_environment()
     parsed = False
-    if force or manifest_is_stale(project, state / "manifest.json") or _prepared_for(state) != wanted:
+    if (
+        force
+        or manifest_is_stale(project, state / "manifest.json")
+        or _prepared_for(state) != wanted
+    ):
         DbtCliResource(project_dir=project).cli(["parse", "--quiet"], target_path=state).wait()
         (state / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
         parsed = True
@@ -123,4 +133,18 @@ def prepare_manifest(force: bool = False) -> Path:
         staging = project.manifest_path.with_name(f"manifest.{os.getpid()}.json")
         shutil.copyfile(state / "manifest.json", staging)
         os.replace(staging, project.manifest_path)
+    prune_invocation_folders(state)
     return project.manifest_path
+
+
+def prune_invocation_folders(state: Path, keep: int = KEEP_INVOCATION_FOLDERS) -> None:
+    """Remove all but the newest `keep` per-invocation folders dagster-dbt left in `state`."""
+    if not state.is_dir():
+        return
+    folders = sorted(
+        (p for p in state.iterdir() if p.is_dir() and _INVOCATION_FOLDER.fullmatch(p.name)),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in folders[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
