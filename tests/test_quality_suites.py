@@ -134,10 +134,25 @@ def _duplicate_raw_line(con):
     return [f"{source_file}:{line}"]
 
 
-def _duplicate_staged_order_line(con):
-    order_id, line_no = _one(
+def _first_staged_order_line(con) -> tuple[str, int]:
+    return _one(
         con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
     )
+
+
+def _update_first_staged_order_line(con, assignment: str) -> tuple[str, int]:
+    """Plant a defect in one staged order line; returns its (order_id, line_no) before."""
+    order_id, line_no = _first_staged_order_line(con)
+    con.execute(
+        f"update staging.stg_erp__order_lines set {assignment} "
+        "where order_id = ? and line_no = ?",
+        [order_id, line_no],
+    )
+    return order_id, line_no
+
+
+def _duplicate_staged_order_line(con):
+    order_id, line_no = _first_staged_order_line(con)
     con.execute(
         "insert into staging.stg_erp__order_lines select * from staging.stg_erp__order_lines "
         "where order_id = ? and line_no = ?",
@@ -157,25 +172,13 @@ def _order_of_unknown_customer(con):
 
 
 def _line_of_unknown_order(con):
-    order_id, line_no = _one(
-        con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
-    )
-    con.execute(
-        "update staging.stg_erp__order_lines set order_id = 'NO-SUCH-ORDER' "
-        "where order_id = ? and line_no = ?",
-        [order_id, line_no],
-    )
+    _, line_no = _update_first_staged_order_line(con, "order_id = 'NO-SUCH-ORDER'")
     return [f"NO-SUCH-ORDER-{line_no}"]
 
 
 def _line_of_unknown_material(con):
-    order_id, line_no = _one(
-        con, "select order_id, line_no from staging.stg_erp__order_lines order by all limit 1"
-    )
-    con.execute(
-        "update staging.stg_erp__order_lines set material_number = 'NO-SUCH-MATERIAL' "
-        "where order_id = ? and line_no = ?",
-        [order_id, line_no],
+    order_id, line_no = _update_first_staged_order_line(
+        con, "material_number = 'NO-SUCH-MATERIAL'"
     )
     return [f"{order_id}-{line_no}"]
 
