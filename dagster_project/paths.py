@@ -68,6 +68,12 @@ class HomePaths:
         return self.home / "dagster"
 
     @property
+    def dbt_target(self) -> Path:
+        """dbt's state for this home (partial parse, run artifacts): its own, because the
+        warehouse path is part of dbt's partial-parse key."""
+        return self.home / "dbt_target"
+
+    @property
     def bench(self) -> Path:
         return self.home / "bench"
 

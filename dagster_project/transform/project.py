@@ -22,20 +22,16 @@ PROFILE_ENVIRONMENT = (
     "SEGMENTS_DUCKDB_THREADS",
 )
 PREPARED_FOR_FILE = "prepared_for.json"
-# A run's dbt state (partial-parse state, one folder per dbt invocation) lives in its home: the
-# warehouse path is part of dbt's partial-parse key, so a target folder shared by two homes
-# made each re-parse the whole project whenever the other had run. The manifest the Dagster
-# definitions load stays in dbt_project/target (it is the same for every home).
-HOME_TARGET_DIR = "dbt_target"
+# A run's dbt state (partial-parse state, one folder per dbt invocation) lives in its home
+# (HomePaths.dbt_target): the warehouse path is part of dbt's partial-parse key, so a target
+# folder shared by two homes made each re-parse the whole project whenever the other had run.
+# The manifest the Dagster definitions load stays in dbt_project/target (the same for every home).
+
 # dagster-dbt writes one folder per dbt invocation (<step>-<hash>-<hash>: compiled SQL, run
 # results; ~7 MB each, two per run): the newest are kept for debugging, the rest pruned, so a
 # home run daily does not grow by gigabytes a year.
 KEEP_INVOCATION_FOLDERS = 10
 _INVOCATION_FOLDER = re.compile(r"[A-Za-z0-9_]+-[0-9a-f]{7,}-[0-9a-f]{7,}")
-
-
-def home_target_path(paths: HomePaths) -> Path:
-    return paths.home / HOME_TARGET_DIR
 
 
 def set_dbt_environment(paths: HomePaths) -> None:
@@ -49,7 +45,7 @@ def set_dbt_environment(paths: HomePaths) -> None:
     os.environ["SEGMENTS_WAREHOUSE"] = str(paths.warehouse)
     os.environ["SEGMENTS_DUCKDB_MEMORY_LIMIT"] = str(limits["memory_limit"])
     os.environ["SEGMENTS_DUCKDB_THREADS"] = str(limits["threads"])
-    os.environ["DBT_TARGET_PATH"] = str(home_target_path(paths))
+    os.environ["DBT_TARGET_PATH"] = str(paths.dbt_target)
     _put_dbt_on_path()
 
 
