@@ -207,7 +207,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     started = time.monotonic()
     set_dbt_environment(paths)
     _say(quiet, f"segments run: landing {landing}, home {paths.home}")
-    prepare_manifest()
+    prepare_manifest(in_background=True)  # a new home's parse overlaps ingest
 
     from dagster_project.definitions import defs  # after the environment is set
 

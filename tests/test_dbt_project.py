@@ -92,3 +92,31 @@ def test_only_the_newest_dbt_invocation_folders_are_kept(tmp_path):
     assert "compiled" in left and "partial_parse.msgpack" in left
     kept = [name for name in left if name.startswith("dbt_staging_and_facts-")]
     assert kept == [f"dbt_staging_and_facts-{i:07x}-abcdef{i % 10}" for i in range(4, 14)]
+
+
+def test_a_new_home_parses_in_the_background_and_the_dbt_steps_wait_for_it(tmp_path, monkeypatch):
+    from dagster_project.paths import HomePaths
+    from dagster_project.transform import project
+
+    paths = HomePaths(tmp_path / "home").ensure()
+    monkeypatch.setattr(project, "_parse_in_background", None)
+    for name in (*project.PROFILE_ENVIRONMENT, "DBT_TARGET_PATH", "PATH"):
+        # remembered by monkeypatch, so that the test leaves the environment as it found it
+        monkeypatch.setenv(name, os.environ.get(name, "-"))
+        if os.environ[name] == "-":
+            monkeypatch.delenv(name)
+    project.set_dbt_environment(paths)
+    project.prepare_manifest()  # the definitions' manifest is current; the new home is not
+    state = paths.dbt_target / "x"
+    monkeypatch.setenv("DBT_TARGET_PATH", str(state))  # a second new home
+
+    project.prepare_manifest(in_background=True)
+    assert project._parse_in_background is not None  # returned before the parse finished
+    project.finish_dbt_parse()
+
+    assert (state / "partial_parse.msgpack").exists()
+    assert json.loads((state / project.PREPARED_FOR_FILE).read_text()) == (
+        project._profile_environment()
+    )
+    project.prepare_manifest(in_background=True)  # now current: nothing to parse
+    assert project._parse_in_background is None

@@ -14,7 +14,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_project.as_of import resolve_as_of
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run, record_as_of
-from dagster_project.transform.project import dbt_project
+from dagster_project.transform.project import dbt_project, finish_dbt_parse
 from dagster_project.transform.translator import SegmentsDbtTranslator
 
 DOWNSTREAM_OF_IDENTITY = "source:identity+"
@@ -51,6 +51,7 @@ def dbt_staging_and_facts(
         as_of = resolve_as_of(con, config.as_of)
         record_as_of(con, context.run_id, as_of)
     context.log.info(f"as-of date: {as_of}")
+    finish_dbt_parse()
     yield from dbt.cli(_build_args(as_of), context=context).stream()
 
 
@@ -67,6 +68,7 @@ def dbt_customer_marts(
 ):
     with warehouse.connect() as con:
         as_of = as_of_for_run(con, context.run_id)
+    finish_dbt_parse()
     yield from dbt.cli(_build_args(as_of), context=context).stream()
 
 

@@ -101,29 +101,36 @@ def _prepared_for(state: Path) -> dict[str, str] | None:
         return None
 
 
-def prepare_manifest(force: bool = False) -> Path:
+def prepare_manifest(force: bool = False, in_background: bool = False) -> Path:
     """Run `dbt parse` when the manifest is missing or stale, or was parsed for another profile
     environment (CLI, tests and CI call this). Every dbt invocation of the run then starts from
     this parse instead of re-parsing the whole project (5-13 s each).
 
     `dbt parse` directly rather than dagster-dbt's preparer: the preparer marks every seed as
     changed in the partial-parse state (for state moved to another machine), so that every
-    invocation re-parsed the 15 seeds and what reads them; here the project never moves."""
+    invocation re-parsed the 15 seeds and what reads them; here the project never moves.
+
+    in_background: when only the home's state needs the parse (a new home, or other DuckDB
+    limits) and the definitions' manifest is current, start the parse and return at once; the
+    run's first dbt step waits for it (finish_dbt_parse). A new home's full parse (~5 s of one
+    core) then overlaps ingest instead of delaying the run's start."""
+    global _parse_in_background
     project = dbt_project()
     state = _state_path(project)
     wanted = _profile_environment()
-    parsed = False
-    if (
+    home_state_current = not (
         force
         or manifest_is_stale(project, state / "manifest.json")
         or _prepared_for(state) != wanted
-    ):
-        DbtCliResource(project_dir=project).cli(["parse", "--quiet"], target_path=state).wait()
-        (state / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
-        parsed = True
-    if state != Path(project.project_dir) / project.target_path and (
-        parsed or manifest_is_stale(project)
-    ):
+    )
+    own_state = state != Path(project.project_dir) / project.target_path
+    if not home_state_current:
+        parse = DbtCliResource(project_dir=project).cli(["parse", "--quiet"], target_path=state)
+        if in_background and own_state and not manifest_is_stale(project):
+            _parse_in_background = (parse, state, wanted)
+            return project.manifest_path
+        _finish_parse(parse, state, wanted)
+    if own_state and (not home_state_current or manifest_is_stale(project)):
         # the definitions' manifest: replaced in one step, another home may be loading it
         project.manifest_path.parent.mkdir(parents=True, exist_ok=True)
         staging = project.manifest_path.with_name(f"manifest.{os.getpid()}.json")
@@ -131,6 +138,25 @@ def prepare_manifest(force: bool = False) -> Path:
         os.replace(staging, project.manifest_path)
     prune_invocation_folders(state)
     return project.manifest_path
+
+
+# A `dbt parse` prepare_manifest started in the background: (invocation, state, environment).
+_parse_in_background = None
+
+
+def finish_dbt_parse() -> None:
+    """Wait for the parse prepare_manifest started in the background, if any (the dbt steps
+    call this before they invoke dbt, so that they start from its partial-parse state)."""
+    global _parse_in_background
+    if _parse_in_background is not None:
+        pending, _parse_in_background = _parse_in_background, None
+        _finish_parse(*pending)
+        prune_invocation_folders(pending[1])
+
+
+def _finish_parse(parse, state: Path, wanted: dict[str, str]) -> None:
+    parse.wait()  # raises DagsterDbtCliRuntimeError with dbt's message when the parse failed
+    (state / PREPARED_FOR_FILE).write_text(json.dumps(wanted), encoding="utf-8")
 
 
 def prune_invocation_folders(state: Path, keep: int = KEEP_INVOCATION_FOLDERS) -> None:
