@@ -7,7 +7,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from dagster_project.identity.clustering import guarded_clusters
+from dagster_project.identity.clustering import GuardedClustering, guarded_clusters
 from dagster_project.identity.evaluation import pairwise_scores
 from dagster_project.identity.settings import IDENTITY_CONFIG_FILE, load_identity_settings
 
@@ -55,6 +55,40 @@ def test_cluster_size_cap_and_steward_decisions():
     assert labels[0] != labels[4]
     labels, _ = guarded_clusters(["FI1", "SE2"], _links([(0, 1, "steward", 1.0)]), [], 12, True)
     assert labels[0] == labels[1]
+
+
+def test_links_that_rank_last_can_be_applied_to_the_clusters_already_made():
+    # resolve.py decides the ordinary evidence, then the predecessor links (which rank last) on
+    # the clusters it made: the same clusters and decisions as deciding all links at once.
+    vats = ["FI111111111", None, "SE222222222", None, "SE222222222", None, None, None]
+    ordinary = _links(
+        [
+            (0, 1, "probabilistic", 0.99),
+            (2, 3, "vat", 1.0),
+            (3, 4, "probabilistic", 0.995),
+            (1, 2, "probabilistic", 0.97),
+            (5, 6, "domain", 0.999),
+        ]
+    )
+    later = _links(
+        [(1, 3, "predecessor", 1.0), (5, 7, "predecessor", 1.0), (0, 6, "predecessor", 1.0)]
+    )
+    exempt = frozenset({"steward", "predecessor"})
+    at_once_labels, at_once = guarded_clusters(
+        vats, pd.concat([ordinary, later], ignore_index=True), [(6, 0)], 3, True, exempt
+    )
+    clustering = GuardedClustering(vats, [(6, 0)], 3, True, exempt)
+    first = clustering.apply(ordinary)
+    assert first["accepted"].tolist() == [True, True, True, False, True]
+    stepwise = pd.concat([first, clustering.apply(later)], ignore_index=True)
+    assert (clustering.labels() == at_once_labels).all()
+    cols = ["a", "b", "method", "accepted", "refused_because"]
+    pd.testing.assert_frame_equal(stepwise[cols], at_once[cols])
+    assert at_once["refused_because"].tolist()[-3:] == [
+        "max_cluster_size",
+        None,
+        "steward_non_match",
+    ]
 
 
 def test_pairwise_scores_count_pairs(tmp_path):

@@ -76,7 +76,8 @@ def test_matching_meets_the_f1_target_on_the_default_demo(demo_home):
     con = duckdb.connect(str(demo_home / "published" / "analytics.duckdb"), read_only=True)
     try:
         source_map = con.execute(
-            "select source_system, source_id, customer_id from customer_source_map").df()
+            "select source_system, source_id, customer_id from customer_source_map"
+        ).df()
     finally:
         con.close()
     scores = pairwise_scores(source_map, demo_home / "truth")

@@ -38,13 +38,18 @@ METHOD_RANK = {
 }
 
 
+_NO_VAT: frozenset[str] = frozenset()
+
+
 class _GuardedUnionFind:
     def __init__(self, vats: list[str | None], max_size: int, refuse_distinct_vats: bool):
         n = len(vats)
         self.parent = list(range(n))
         self.size = [1] * n
-        self.vats: list[set[str]] = [{v} if v else set() for v in vats]
-        self.forbidden: list[set[int]] = [set() for _ in range(n)]
+        # VAT ids and steward non-matches per cluster root. Records without either share one
+        # empty set: a new set per record made Python's garbage collector the main cost.
+        self.vats: list[frozenset[str]] = [frozenset((v,)) if v else _NO_VAT for v in vats]
+        self.forbidden: dict[int, set[int]] = {}
         self.max_size = max_size
         self.refuse_distinct_vats = refuse_distinct_vats
 
@@ -57,12 +62,15 @@ class _GuardedUnionFind:
         return root
 
     def forbid(self, a: int, b: int) -> None:
-        self.forbidden[a].add(b)
-        self.forbidden[b].add(a)
+        self.forbidden.setdefault(a, set()).add(b)
+        self.forbidden.setdefault(b, set()).add(a)
 
     def _forbidden_between(self, ra: int, rb: int) -> bool:
-        small, other = (ra, rb) if len(self.forbidden[ra]) <= len(self.forbidden[rb]) else (rb, ra)
-        return any(self.find(x) == other for x in self.forbidden[small])
+        fa, fb = self.forbidden.get(ra), self.forbidden.get(rb)
+        if not fa or not fb:
+            return False
+        small, other = (fa, rb) if len(fa) <= len(fb) else (fb, ra)
+        return any(self.find(x) == other for x in small)
 
     def union(self, a: int, b: int, exempt_vat: bool, exempt_size: bool) -> str | None:
         """Join the clusters of a and b; returns None, or why the link was refused."""
@@ -85,9 +93,57 @@ class _GuardedUnionFind:
             ra, rb = rb, ra
         self.parent[rb] = ra
         self.size[ra] += self.size[rb]
-        self.vats[ra] |= self.vats[rb]
-        self.forbidden[ra] |= self.forbidden[rb]
+        if self.vats[rb]:
+            self.vats[ra] = self.vats[ra] | self.vats[rb]
+        if rb in self.forbidden:
+            self.forbidden.setdefault(ra, set()).update(self.forbidden.pop(rb))
         return None
+
+
+class GuardedClustering:
+    """Clusters that grow as links are applied, guarded as described above.
+
+    `apply` may be called more than once: links applied in a later call act on the clusters the
+    earlier calls made. When every link of a later call ranks below every link of the earlier
+    ones (predecessor links after the ordinary evidence), the result is the same as applying
+    all links in one call, without deciding the earlier links again.
+    """
+
+    def __init__(
+        self,
+        vats: list[str | None],
+        non_matches: list[tuple[int, int]],
+        max_cluster_size: int,
+        refuse_distinct_vat_ids: bool,
+        vat_exempt_methods: frozenset[str] = frozenset({"steward"}),
+    ):
+        """vats: per record position. non_matches: position pairs that must never end up in one
+        cluster. vat_exempt_methods: methods whose links may join two different VAT ids."""
+        self._uf = _GuardedUnionFind(vats, max_cluster_size, refuse_distinct_vat_ids)
+        for a, b in non_matches:
+            self._uf.forbid(a, b)
+        self._vat_exempt = vat_exempt_methods
+
+    def apply(self, links: pd.DataFrame) -> pd.DataFrame:
+        """Decide links (a, b record positions, method (METHOD_RANK keys), match_probability)
+        strongest first; returns them in their own order with `accepted` and `refused_because`."""
+        ordered = links.assign(_rank=links["method"].map(METHOD_RANK)).sort_values(
+            ["_rank", "match_probability", "a", "b"], ascending=[True, False, True, True]
+        )
+        union, exempt = self._uf.union, self._vat_exempt
+        reasons = [
+            union(int(a), int(b), exempt_vat=m in exempt, exempt_size=m == "steward")
+            for a, b, m in zip(ordered["a"], ordered["b"], ordered["method"], strict=True)
+        ]
+        decided = ordered.drop(columns="_rank").assign(refused_because=reasons)
+        decided["accepted"] = decided["refused_because"].isna()
+        return decided.sort_index()
+
+    def labels(self) -> np.ndarray:
+        """Cluster label per record position (0..clusters-1)."""
+        roots = np.array([self._uf.find(i) for i in range(len(self._uf.parent))])
+        _, labels = np.unique(roots, return_inverse=True)
+        return labels
 
 
 def guarded_clusters(
@@ -98,24 +154,10 @@ def guarded_clusters(
     refuse_distinct_vat_ids: bool,
     vat_exempt_methods: frozenset[str] = frozenset({"steward"}),
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Cluster label per record, and every link with `accepted` and `refused_because`.
-
-    links: a, b (record positions), method (METHOD_RANK keys), match_probability.
-    non_matches: record position pairs that must never end up in one cluster.
-    vat_exempt_methods: methods whose links may join two different VAT ids.
-    """
-    uf = _GuardedUnionFind(vats, max_cluster_size, refuse_distinct_vat_ids)
-    for a, b in non_matches:
-        uf.forbid(a, b)
-    ordered = links.assign(_rank=links["method"].map(METHOD_RANK)).sort_values(
-        ["_rank", "match_probability", "a", "b"], ascending=[True, False, True, True]
+    """Cluster label per record, and every link with `accepted` and `refused_because`
+    (GuardedClustering with all links applied at once)."""
+    clustering = GuardedClustering(
+        vats, non_matches, max_cluster_size, refuse_distinct_vat_ids, vat_exempt_methods
     )
-    reasons = [
-        uf.union(int(a), int(b), exempt_vat=m in vat_exempt_methods, exempt_size=m == "steward")
-        for a, b, m in zip(ordered["a"], ordered["b"], ordered["method"], strict=True)
-    ]
-    decided = ordered.drop(columns="_rank").assign(refused_because=reasons)
-    decided["accepted"] = decided["refused_because"].isna()
-    roots = np.array([uf.find(i) for i in range(len(vats))])
-    _, labels = np.unique(roots, return_inverse=True)
-    return labels, decided.sort_index()
+    decided = clustering.apply(links)
+    return clustering.labels(), decided

@@ -24,6 +24,20 @@ def anchor_customer_id(source_system: str, source_id: str) -> str:
     return f"CU-{digest}"
 
 
+def anchor_records(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cluster its anchor record (source_system, source_id, indexed by cluster; the column
+    `record` is its index in `records`): the smallest ERP customer number, else the smallest CRM
+    account id."""
+    # Only the columns the choice reads: sorting every column of every record cost twice as much.
+    ids = records[["cluster", "source_system", "source_id"]]
+    return (
+        ids.assign(system_rank=(ids["source_system"] != "erp").astype(int), record=ids.index)
+        .sort_values(["cluster", "system_rank", "source_id"])
+        .drop_duplicates("cluster")
+        .set_index("cluster")
+    )
+
+
 def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Series:
     """records: source_system, source_id, cluster (int). registry: source_system, source_id,
     customer_id. Returns customer_id per record (aligned to `records.index`).
@@ -33,7 +47,9 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
     the larger part keeps it); other clusters get the id of their anchor record, the smallest
     ERP customer number, else the smallest CRM account id.
     """
-    known = records.merge(registry, on=["source_system", "source_id"], how="left")
+    known = records[["source_system", "source_id", "cluster"]].merge(
+        registry, on=["source_system", "source_id"], how="left"
+    )
     known.index = records.index
     votes = (
         known.dropna(subset=["customer_id"])
@@ -53,12 +69,7 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
     votes = votes.sort_values(["cluster", "n", "customer_id"], ascending=[True, False, True])
     kept = votes.drop_duplicates("cluster").set_index("cluster")["customer_id"]
 
-    anchors = (
-        records.assign(system_rank=(records["source_system"] != "erp").astype(int))
-        .sort_values(["cluster", "system_rank", "source_id"])
-        .drop_duplicates("cluster")
-        .set_index("cluster")
-    )
+    anchors = anchor_records(records)
     new_ids = pd.Series(
         [
             anchor_customer_id(s, i)
@@ -66,11 +77,12 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
         ],
         index=anchors.index,
     )
-    taken = set(kept.values)
+    kept_ids = kept.to_dict()  # a dict: 100,000 Series look-ups took a third of a second
+    taken = set(kept_ids.values())
     by_cluster = {}
     for cluster, new_id in new_ids.items():
-        if cluster in kept.index:
-            by_cluster[cluster] = kept[cluster]
+        if cluster in kept_ids:
+            by_cluster[cluster] = kept_ids[cluster]
             continue
         candidate, n = new_id, 1
         while candidate in taken:  # only after a split re-used an anchor: keep ids unique

@@ -22,11 +22,20 @@ ADDRESS_KEY = ["country_code", "street_norm"]
 
 
 def _cluster_pairs(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Record pairs with equal `key` from two clusters (cluster_a < cluster_b)."""
-    keyed = frame.dropna(subset=key)[[*key, "cluster", "pos"]]
-    pairs = keyed.merge(keyed, on=key, suffixes=("_a", "_b"))
+    """Record pairs (cluster_a, cluster_b, pos_a, pos_b) with equal `key` from two clusters
+    (cluster_a < cluster_b)."""
+    keyed = frame.dropna(subset=key)
+    # The self-join on one integer per key value instead of the text columns: half the time.
+    keyed = pd.DataFrame(
+        {
+            "key": keyed.groupby(key, sort=False).ngroup().to_numpy(),
+            "cluster": keyed["cluster"].to_numpy(),
+            "pos": keyed["pos"].to_numpy(),
+        }
+    )
+    pairs = keyed.merge(keyed, on="key", suffixes=("_a", "_b"))
     pairs = pairs[pairs["cluster_a"] < pairs["cluster_b"]]
-    return pairs[["cluster_a", "cluster_b", "pos_a", "pos_b", *key]]
+    return pairs[["cluster_a", "cluster_b", "pos_a", "pos_b"]]
 
 
 def _same_address(records: pd.DataFrame) -> pd.DataFrame:
@@ -72,7 +81,12 @@ def predecessor_links(
     empty = pd.DataFrame(columns=["a", "b", "method", "match_probability", "evidence"])
     if not settings.enabled or records.empty:
         return empty
-    frame = records.assign(cluster=clusters)
+    # Only the columns the rules read: copying every column of every record cost more than the
+    # rules themselves.
+    frame = records[
+        ["pos", "source_system", "source_id", "parent_account_id", "domain"]
+        + [*ADDRESS_KEY, "postal_code_norm", "city_norm"]
+    ].assign(cluster=clusters)
     address = _same_address(frame)
     if address.empty:
         return empty

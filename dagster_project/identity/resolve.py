@@ -18,14 +18,20 @@ steward.findings__identity.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from dagster_project.identity.clustering import METHOD_RANK, guarded_clusters
-from dagster_project.identity.customer_ids import REGISTRY_DDL, assign_customer_ids
+from dagster_project.identity.clustering import METHOD_RANK, GuardedClustering
+from dagster_project.identity.customer_ids import (
+    REGISTRY_DDL,
+    anchor_records,
+    assign_customer_ids,
+)
 from dagster_project.identity.predecessors import predecessor_links
 from dagster_project.identity.probabilistic import score_candidate_pairs
 from dagster_project.identity.records import load_source_records
@@ -122,18 +128,17 @@ def resolve_identities(
     if settings.predecessors.vat_ids_change_on_mergers:
         vat_exempt.add("predecessor")
 
-    def cluster(all_links: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
-        return guarded_clusters(
-            records["vat"].tolist(),
-            all_links,
-            forbidden_pairs,
-            settings.clustering.max_cluster_size,
-            settings.clustering.refuse_distinct_vat_ids,
-            frozenset(vat_exempt),
-        )
-
-    # The ordinary evidence first; a merger's leftovers join whole clusters it made.
-    own_clusters, decided_links = cluster(links)
+    clustering = GuardedClustering(
+        records["vat"].tolist(),
+        forbidden_pairs,
+        settings.clustering.max_cluster_size,
+        settings.clustering.refuse_distinct_vat_ids,
+        frozenset(vat_exempt),
+    )
+    # The ordinary evidence first; a merger's leftovers join whole clusters it made. Predecessor
+    # links rank last, so applying them to these clusters equals deciding all links at once.
+    links = clustering.apply(links)
+    own_clusters = clustering.labels()
     successors = predecessor_links(records, own_clusters, settings.predecessors)
     if banned and not successors.empty:
         direct = [
@@ -142,9 +147,10 @@ def resolve_identities(
         ]
         successors = successors[~np.array(direct, dtype=bool)]
     if successors.empty:
-        clusters, links = own_clusters, decided_links
+        clusters = own_clusters
     else:
-        clusters, links = cluster(pd.concat([links, successors], ignore_index=True))
+        links = pd.concat([links, clustering.apply(successors)], ignore_index=True)
+        clusters = clustering.labels()
     timings["cluster_seconds"] = time.perf_counter() - t0
     records["cluster"] = clusters
 
@@ -246,18 +252,11 @@ def _label_predecessors(records: pd.DataFrame, own_clusters: np.ndarray, links: 
 
 
 def _anchor_flags(records: pd.DataFrame) -> pd.Series:
-    anchors = (
-        records.assign(system_rank=(records["source_system"] != "erp").astype(int))
-        .sort_values(["cluster", "system_rank", "source_id"])
-        .drop_duplicates("cluster")
-    )
-    return pd.Series(records.index.isin(anchors.index), index=records.index)
+    anchors = anchor_records(records)
+    return pd.Series(records.index.isin(anchors["record"]), index=records.index)
 
 
 UNCERTAIN_FINDINGS_SQL = """
-with revenue as (
-    {revenue_sql}
-)
 select 'uncertain_match' as kind, 'warn' as severity,
        u.source_system_a || '+' || u.source_system_b as source_system,
        'customers' as entity, null as source_file, null as line,
@@ -270,24 +269,39 @@ select 'uncertain_match' as kind, 'warn' as severity,
        || 'seeds/identity_confirmed_matches.csv or seeds/identity_confirmed_non_matches.csv'
            as message
 from uncertain_pairs u
-left join revenue ra on ra.uid = u.uid_a
-left join revenue rb on rb.uid = u.uid_b
+left join queued_revenue ra on ra.uid = u.uid_a
+left join queued_revenue rb on rb.uid = u.uid_b
 """
 
 
-def _revenue_sql(con: duckdb.DuckDBPyConnection) -> str:
-    exists = con.execute(
-        "select count(*) from information_schema.tables where table_schema = 'intermediate' "
-        "and table_name = 'int_order_lines_converted_to_eur'"
-    ).fetchall()[0][0]
-    if not exists:
-        return (
-            "select cast(null as varchar) as uid, cast(null as double) as revenue_eur where false"
-        )
-    return (
-        "select 'erp:' || customer_number as uid, sum(revenue_eur) as revenue_eur "
-        "from intermediate.int_order_lines_converted_to_eur group by all"
-    )
+def _queued_revenue(cursor: duckdb.DuckDBPyConnection, uncertain: pd.DataFrame) -> pa.Table:
+    """uid, revenue_eur of the ERP customers in the steward queue (an Arrow table keeps the
+    DECIMAL sums exact). Closes `cursor`, which is this thread's own connection."""
+    try:
+        queued = pd.concat(
+            [
+                uncertain.loc[uncertain[f"source_system_{s}"] == "erp", f"source_id_{s}"]
+                for s in ("a", "b")
+            ]
+        ).unique()
+        exists = cursor.execute(
+            "select count(*) from information_schema.tables where table_schema = 'intermediate' "
+            "and table_name = 'int_order_lines_converted_to_eur'"
+        ).fetchall()[0][0]
+        if not exists or not len(queued):
+            return cursor.sql(
+                "select cast(null as varchar) as uid, cast(null as double) as revenue_eur "
+                "where false"
+            ).to_arrow_table()
+        cursor.register("queued_erp_customers", pa.table({"customer_number": queued.tolist()}))
+        return cursor.sql(
+            "select 'erp:' || customer_number as uid, sum(revenue_eur) as revenue_eur "
+            "from intermediate.int_order_lines_converted_to_eur "
+            "where customer_number in (select customer_number from queued_erp_customers) "
+            "group by all"
+        ).to_arrow_table()
+    finally:
+        cursor.close()
 
 
 def link_records(
@@ -307,6 +321,25 @@ def link_records(
     records = load_source_records(con, settings)
     matches, non_matches = decisions if decisions is not None else load_steward_decisions()
     result = resolve_identities(records, settings, matches, non_matches)
+    # The revenue the queued pairs touch is summed over every order line (a second at 100,000
+    # companies): DuckDB does that on its own connection while Python assigns the customer ids
+    # and writes the map, so the second core is not idle.
+    with ThreadPoolExecutor(max_workers=1) as background:
+        revenue = background.submit(_queued_revenue, con.cursor(), result.uncertain)
+        _write_map_and_links(con, run_id, result)
+        con.register("uncertain_pairs", result.uncertain)
+        con.register("queued_revenue", revenue.result())
+        create_findings_table(con, "identity", UNCERTAIN_FINDINGS_SQL)
+        con.unregister("uncertain_pairs")
+        con.unregister("queued_revenue")
+    return result
+
+
+def _write_map_and_links(
+    con: duckdb.DuckDBPyConnection, run_id: str, result: ResolutionResult
+) -> None:
+    """Customer ids for the clusters; identity.customer_source_map, the id registry and
+    identity.candidate_links. Sets result.source_map to the map as written."""
     records = result.source_map
 
     registry = con.execute(
@@ -339,10 +372,4 @@ def link_records(
     con.execute("create or replace table identity.candidate_links as select * from decided_links")
     con.unregister("decided_links")
 
-    con.register("uncertain_pairs", result.uncertain)
-    create_findings_table(
-        con, "identity", UNCERTAIN_FINDINGS_SQL.format(revenue_sql=_revenue_sql(con))
-    )
-    con.unregister("uncertain_pairs")
     result.source_map = source_map
-    return result
