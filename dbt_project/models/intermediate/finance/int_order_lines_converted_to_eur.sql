@@ -70,10 +70,12 @@ signed as (
     select
         joined.*,
         case when is_credit then -abs(net_value) else net_value end as signed_net_value,
+        -- Each branch rounded to money on its own: a CASE that mixed the line cost's
+        -- decimal(18,4) with the product's decimal(36,8) ran in 128-bit decimals on every line.
         case
             when line_cost_eur is not null
                 then case when is_credit then -abs(line_cost_eur) else line_cost_eur end
-            else quantity * standard_cost_eur
+            else {{ to_money('quantity * standard_cost_eur') }}
         end as signed_cost_eur,
         case
             when line_cost_eur is not null then 'line_cost'
