@@ -10,7 +10,13 @@ from dagster import AssetExecutionContext, AssetKey, AssetSpec, MaterializeResul
 from dagster_project.as_of import resolve_as_of
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run
-from dagster_project.segmentation.assign import SCHEMA, TABLES, run_segmentation, write_tables
+from dagster_project.segmentation.assign import (
+    SCHEMA,
+    TABLES,
+    TableWriter,
+    run_segmentation,
+    write_findings,
+)
 from dagster_project.segmentation.settings import segmentation_settings
 
 INPUTS = [
@@ -30,8 +36,12 @@ INPUTS = [
     name="customer_segmentation",
     group_name="segmentation",
     specs=[
-        AssetSpec(AssetKey([SCHEMA, table]), deps=INPUTS, description=description,
-                  kinds={"duckdb", "python"})
+        AssetSpec(
+            AssetKey([SCHEMA, table]),
+            deps=INPUTS,
+            description=description,
+            kinds={"duckdb", "python"},
+        )
         for table, description in TABLES.items()
     ],
 )
@@ -43,8 +53,11 @@ def customer_segmentation(
         as_of = as_of_for_run(con, context.run_id) or resolve_as_of(con, None)
         if as_of is None:
             raise ValueError("no as-of date: no events have been landed yet")
-        result = run_segmentation(con, as_of, settings)
-        counts = write_tables(con, result)
+        # each table is stored while the next ones are computed
+        with TableWriter(con) as writer:
+            result = run_segmentation(con, as_of, settings, on_table=writer.write)
+        write_findings(con, result.findings)
+    counts = {table: writer.counts[table] for table in TABLES}
     tiers = result.tables["customer_service_tier"]["service_tier"].value_counts().to_dict()
     sources = result.tables["customer_industry_segments"]["segment_source"].value_counts().to_dict()
     for table, rows in counts.items():

@@ -16,18 +16,52 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dagster_project.segmentation.explain import json_text
+from dagster_project.segmentation.explain import (
+    join_where,
+    json_number,
+    json_object_rows,
+    json_text,
+)
 from dagster_project.segmentation.industry import OVERRIDE, UNASSIGNED
 from dagster_project.segmentation.settings import SegmentationSettings
 
 COLUMNS = [
-    "customer_id", "as_of", "scheme_version",
-    "segment", "sub_segment", "segment_source", "sub_segment_source", "segment_confidence",
-    "value_profile", "value_profile_confidence",
-    "service_tier", "service_tier_confidence",
-    "size_tier", "rfm_group", "clv_365d_eur", "customer_value_confidence",
-    "is_provisional", "provisional_reason", "reasons",
+    "customer_id",
+    "as_of",
+    "scheme_version",
+    "segment",
+    "sub_segment",
+    "segment_source",
+    "sub_segment_source",
+    "segment_confidence",
+    "value_profile",
+    "value_profile_confidence",
+    "service_tier",
+    "service_tier_confidence",
+    "size_tier",
+    "rfm_group",
+    "clv_365d_eur",
+    "customer_value_confidence",
+    "is_provisional",
+    "provisional_reason",
+    "reasons",
 ]
+
+
+# The columns of each assignment that the consolidated table reads.
+_INDUSTRY_COLUMNS = [
+    "segment",
+    "sub_segment",
+    "segment_source",
+    "sub_segment_source",
+    "segment_confidence",
+    "sub_segment_confidence",
+    "reason_codes",
+    "inputs",
+]
+_PROFILE_COLUMNS = ["value_profile", "confidence", "reason_codes", "inputs"]
+_TIER_COLUMNS = ["service_tier", "confidence", "is_provisional", "reason_codes", "inputs"]
+_VALUE_COLUMNS = ["size_tier", "rfm_group", "clv_365d_eur", "confidence", "reason_codes", "inputs"]
 
 
 @dataclass(frozen=True)
@@ -39,16 +73,25 @@ class Consolidated:
 def _json_scalars(values: pd.Series) -> list[str]:
     """Each value as json.dumps writes it (strings, None, numbers, NaN): the pieces of the
     reasons text, built per column instead of one dict per row (100,000s of customers)."""
-    return [json_text(v) if isinstance(v, str) else
-            json.dumps(None if v is None else v.item() if hasattr(v, "item") else v,
-                       default=str)
-            for v in values.tolist()]
+    if pd.api.types.is_float_dtype(values.dtype):
+        return [json_number(v) for v in values.tolist()]
+    return [
+        json_text(v)
+        if isinstance(v, str)
+        else json.dumps(None if v is None else v.item() if hasattr(v, "item") else v, default=str)
+        for v in values.tolist()
+    ]
 
 
 def _json_codes(codes: pd.Series) -> list[str]:
-    """';'-separated reason codes as a JSON list of strings."""
-    return ["[" + ", ".join(json_text(c) for c in text.split(";") if c) + "]"
-            if isinstance(text, str) else "[]" for text in codes.tolist()]
+    """';'-separated reason codes as a JSON list of strings (each distinct text rendered once:
+    100,000s of rows share a few hundred combinations)."""
+    texts = codes.tolist()
+    rendered = {
+        text: "[" + ", ".join(json_text(c) for c in text.split(";") if c) + "]"
+        for text in {t for t in texts if isinstance(t, str)}
+    }
+    return [rendered[text] if isinstance(text, str) else "[]" for text in texts]
 
 
 def _json_inputs(inputs: pd.Series) -> list[str]:
@@ -57,21 +100,16 @@ def _json_inputs(inputs: pd.Series) -> list[str]:
     return [text if isinstance(text, str) else "null" for text in inputs.tolist()]
 
 
-def _dimension_texts(codes: pd.Series, inputs: pd.Series,
-                     **extra: pd.Series) -> np.ndarray:
+def _dimension_texts(codes: pd.Series, inputs: pd.Series, **extra: pd.Series) -> np.ndarray:
     """Per row the JSON object {"codes": [...], "inputs": {...}, **extra}, keys sorted."""
     parts = {"codes": _json_codes(codes), "inputs": _json_inputs(inputs)}
     parts.update({key: _json_scalars(values) for key, values in extra.items()})
-    text = None
-    for i, key in enumerate(sorted(parts)):
-        piece = ("{" if i == 0 else ", ") + json_text(key) + ": " + np.array(parts[key],
-                                                                          dtype=object)
-        text = piece if text is None else text + piece
-    return text + "}"
+    return np.array(json_object_rows(parts), dtype=object)
 
 
-def _dimension_overrides(overrides: pd.DataFrame, column: str, allowed: set[str],
-                         customers: set[str]) -> tuple[dict[str, pd.Series], list[dict]]:
+def _dimension_overrides(
+    overrides: pd.DataFrame, column: str, allowed: set[str], customers: set[str]
+) -> tuple[dict[str, pd.Series], list[dict]]:
     """Valid overrides of one dimension (last row per customer wins) and findings for the rest."""
     applied: dict[str, pd.Series] = {}
     findings = []
@@ -79,55 +117,88 @@ def _dimension_overrides(overrides: pd.DataFrame, column: str, allowed: set[str]
         return applied, findings
     for row in overrides[overrides[column].notna()].itertuples(index=False):
         value = getattr(row, column)
-        problem = ("unknown_customer" if row.customer_id not in customers
-                   else None if value in allowed else f"unknown_{column}")
+        problem = (
+            "unknown_customer"
+            if row.customer_id not in customers
+            else None
+            if value in allowed
+            else f"unknown_{column}"
+        )
         if problem is None:
             applied[row.customer_id] = pd.Series(row._asdict())
             continue
-        findings.append({
-            "kind": "invalid_override", "source_system": "seeds", "entity": "segment_overrides",
-            "source_file": None, "line": None, "record_key": str(row.customer_id),
-            "column_name": column, "rule": problem, "observed_value": str(value),
-            "customers_affected": 1, "revenue_eur_affected": 0.0,
-            "message": f"Override of {row.customer_id} ({column} = {value}) not applied "
-                       f"({problem.replace('_', ' ')})",
-        })
+        findings.append(
+            {
+                "kind": "invalid_override",
+                "source_system": "seeds",
+                "entity": "segment_overrides",
+                "source_file": None,
+                "line": None,
+                "record_key": str(row.customer_id),
+                "column_name": column,
+                "rule": problem,
+                "observed_value": str(value),
+                "customers_affected": 1,
+                "revenue_eur_affected": 0.0,
+                "message": f"Override of {row.customer_id} ({column} = {value}) not applied "
+                f"({problem.replace('_', ' ')})",
+            }
+        )
     return applied, findings
 
 
-def consolidate(features: pd.DataFrame, industry: pd.DataFrame, value_profiles: pd.DataFrame,
-                service_tiers: pd.DataFrame, customer_value: pd.DataFrame,
-                overrides: pd.DataFrame, profile_seed: pd.DataFrame,
-                settings: SegmentationSettings, as_of: dt.date | None) -> Consolidated:
+def consolidate(
+    features: pd.DataFrame,
+    industry: pd.DataFrame,
+    value_profiles: pd.DataFrame,
+    service_tiers: pd.DataFrame,
+    customer_value: pd.DataFrame,
+    overrides: pd.DataFrame,
+    profile_seed: pd.DataFrame,
+    settings: SegmentationSettings,
+    as_of: dt.date | None,
+) -> Consolidated:
     """One row per customer of `features` (customer_features), sorted by customer_id."""
     frame = features[["customer_id", "order_count"]].sort_values("customer_id")
-    frame = frame.merge(industry.drop(columns=["as_of", "scheme_version"]), on="customer_id",
-                        how="left")
-    for prefix, other in (("vp_", value_profiles), ("st_", service_tiers),
-                          ("cv_", customer_value)):
-        other = other.drop(columns=["as_of", "scheme_version"]).rename(
-            columns=lambda c, p=prefix: c if c == "customer_id" else p + c)
+    frame = frame.merge(industry[["customer_id", *_INDUSTRY_COLUMNS]], on="customer_id", how="left")
+    # only the columns read below: every merge copies what it carries
+    for prefix, other, columns in (
+        ("vp_", value_profiles, _PROFILE_COLUMNS),
+        ("st_", service_tiers, _TIER_COLUMNS),
+        ("cv_", customer_value, _VALUE_COLUMNS),
+    ):
+        other = other[["customer_id", *columns]].rename(
+            columns=lambda c, p=prefix: c if c == "customer_id" else p + c
+        )
         frame = frame.merge(other, on="customer_id", how="left")
     frame = frame.reset_index(drop=True)
 
     customers = set(frame["customer_id"])
     profile_overrides, findings = _dimension_overrides(
-        overrides, "value_profile", set(profile_seed["value_profile"]), customers)
+        overrides, "value_profile", set(profile_seed["value_profile"]), customers
+    )
     tier_overrides, tier_findings = _dimension_overrides(
-        overrides, "service_tier", {t.tier for t in settings.service_tier.tiers}, customers)
+        overrides, "service_tier", {t.tier for t in settings.service_tier.tiers}, customers
+    )
     findings += tier_findings
 
     rules = settings.industry
     profile_reason = _dimension_texts(frame["vp_reason_codes"], frame["vp_inputs"])
     tier_reason = _dimension_texts(frame["st_reason_codes"], frame["st_inputs"])
     segment_reason = _dimension_texts(
-        frame["reason_codes"], frame["inputs"], source=frame["segment_source"],
+        frame["reason_codes"],
+        frame["inputs"],
+        source=frame["segment_source"],
         sub_segment_source=frame["sub_segment_source"],
-        sub_segment_confidence=frame["sub_segment_confidence"])
+        sub_segment_confidence=frame["sub_segment_confidence"],
+    )
     value_reason = _dimension_texts(frame["cv_reason_codes"], frame["cv_inputs"])
 
-    value_profile = frame["vp_value_profile"].where(
-        frame["vp_value_profile"].map(lambda v: isinstance(v, str)), None).astype(object)
+    value_profile = (
+        frame["vp_value_profile"]
+        .where(frame["vp_value_profile"].map(lambda v: isinstance(v, str)), None)
+        .astype(object)
+    )
     profile_confidence = frame["vp_confidence"].astype(float).where(value_profile.notna())
     service_tier = frame["st_service_tier"].astype(object)
     tier_confidence = frame["st_confidence"].astype(float)
@@ -146,43 +217,52 @@ def consolidate(features: pd.DataFrame, industry: pd.DataFrame, value_profiles: 
 
     no_orders = (frame["order_count"].isna() | (frame["order_count"] == 0)).to_numpy()
     unassigned = (frame["segment_source"] == UNASSIGNED).to_numpy()
-    low_confidence = ((frame["segment_source"] != OVERRIDE)
-                      & (frame["segment_confidence"] < rules.provisional_below_confidence)
-                      ).to_numpy()
+    low_confidence = (
+        (frame["segment_source"] != OVERRIDE)
+        & (frame["segment_confidence"] < rules.provisional_below_confidence)
+    ).to_numpy()
     provisional = [
-        [flag for flag, on in (
-            ("NO_ORDERS", no_orders[i]),
-            ("FEW_ORDERS", not no_orders[i] and tier_provisional[i]),
-            ("UNASSIGNED", unassigned[i]),
-            ("LOW_SEGMENT_CONFIDENCE", not unassigned[i] and low_confidence[i])) if on]
-        for i in range(len(frame))]
-    provisional_json = np.array(
-        ["[" + ", ".join(f'"{flag}"' for flag in flags) + "]" for flags in provisional],
-        dtype=object)
-    reasons = ('{"customer_value": ' + value_reason + ', "provisional": ' + provisional_json
-               + ', "segment": ' + segment_reason + ', "service_tier": ' + tier_reason
-               + ', "value_profile": ' + profile_reason + "}")
+        (no_orders, "NO_ORDERS"),
+        (~no_orders & tier_provisional, "FEW_ORDERS"),
+        (unassigned, "UNASSIGNED"),
+        (~unassigned & low_confidence, "LOW_SEGMENT_CONFIDENCE"),
+    ]
+    provisional_reason = join_where(provisional, len(frame), ";")
+    provisional_json = (
+        "[" + join_where([(on, f'"{flag}"') for on, flag in provisional], len(frame), ", ") + "]"
+    )
+    reasons = json_object_rows(
+        {
+            "customer_value": value_reason,
+            "provisional": provisional_json,
+            "segment": segment_reason,
+            "service_tier": tier_reason,
+            "value_profile": profile_reason,
+        }
+    )
 
     clv = frame["cv_clv_365d_eur"].astype(float)
-    table = pd.DataFrame({
-        "customer_id": frame["customer_id"],
-        "segment": frame["segment"],
-        "sub_segment": frame["sub_segment"],
-        "segment_source": frame["segment_source"],
-        "sub_segment_source": frame["sub_segment_source"],
-        "segment_confidence": frame["segment_confidence"].astype(float),
-        "value_profile": value_profile,
-        "value_profile_confidence": profile_confidence,
-        "service_tier": service_tier,
-        "service_tier_confidence": tier_confidence,
-        "size_tier": frame["cv_size_tier"],
-        "rfm_group": frame["cv_rfm_group"],
-        "clv_365d_eur": clv,
-        "customer_value_confidence": frame["cv_confidence"].astype(float),
-        "is_provisional": [bool(flags) for flags in provisional],
-        "provisional_reason": [";".join(flags) for flags in provisional],
-        "reasons": reasons,
-    })
+    table = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "segment": frame["segment"],
+            "sub_segment": frame["sub_segment"],
+            "segment_source": frame["segment_source"],
+            "sub_segment_source": frame["sub_segment_source"],
+            "segment_confidence": frame["segment_confidence"].astype(float),
+            "value_profile": value_profile,
+            "value_profile_confidence": profile_confidence,
+            "service_tier": service_tier,
+            "service_tier_confidence": tier_confidence,
+            "size_tier": frame["cv_size_tier"],
+            "rfm_group": frame["cv_rfm_group"],
+            "clv_365d_eur": clv,
+            "customer_value_confidence": frame["cv_confidence"].astype(float),
+            "is_provisional": provisional_reason != "",
+            "provisional_reason": provisional_reason,
+            "reasons": reasons,
+        }
+    )
     table["as_of"] = pd.Timestamp(as_of).date() if as_of is not None else None
     table["scheme_version"] = settings.scheme_version
     for column in ("value_profile_confidence", "clv_365d_eur"):
@@ -191,6 +271,10 @@ def consolidate(features: pd.DataFrame, industry: pd.DataFrame, value_profiles: 
 
 
 def _override_reason(prefix: str, override: pd.Series) -> dict:
-    return {"codes": [f"{prefix}.STEWARD_OVERRIDE"],
-            "inputs": {k: (None if pd.isna(override.get(k)) else str(override.get(k)))
-                       for k in ("reason", "steward", "decided_on")}}
+    return {
+        "codes": [f"{prefix}.STEWARD_OVERRIDE"],
+        "inputs": {
+            k: (None if pd.isna(override.get(k)) else str(override.get(k)))
+            for k in ("reason", "steward", "decided_on")
+        },
+    }

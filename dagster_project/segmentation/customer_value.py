@@ -59,8 +59,9 @@ order by customer_id
 """
 
 
-def btyd_features(con: duckdb.DuckDBPyConnection, transactions_sql: str,
-                  as_of: dt.date) -> pd.DataFrame:
+def btyd_features(
+    con: duckdb.DuckDBPyConnection, transactions_sql: str, as_of: dt.date
+) -> pd.DataFrame:
     """Buy-till-you-die features per customer with at least one purchase day up to `as_of`.
 
     `transactions_sql` selects order lines: customer_id, order_id, order_date, net_value_eur.
@@ -90,30 +91,45 @@ def rfm_group(scores: pd.DataFrame, groups: pd.DataFrame, fallback: str) -> pd.S
     return result
 
 
-def size_tier(employees: pd.Series, revenue_365d: pd.Series,
-              tiers: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+def size_tier(
+    employees: pd.Series, revenue_365d: pd.Series, tiers: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
     """Firmographic tier from head count; revenue of the last 365 days where it is unknown.
     Returns (tier, basis)."""
     ordered = tiers.sort_values("rank")
     employees = employees.astype(float)
     revenue = revenue_365d.astype(float).fillna(0).to_numpy()
-    by_employees = np.select([employees.fillna(-1).to_numpy() >= t.min_employees for t in ordered.itertuples()],
-                             ordered["size_tier"].tolist(), default=ordered["size_tier"].iloc[-1])
-    by_revenue = np.select([revenue >= t.min_revenue_eur_365d
-                            for t in ordered.itertuples()],
-                           ordered["size_tier"].tolist(), default=ordered["size_tier"].iloc[-1])
+    by_employees = np.select(
+        [employees.fillna(-1).to_numpy() >= t.min_employees for t in ordered.itertuples()],
+        ordered["size_tier"].tolist(),
+        default=ordered["size_tier"].iloc[-1],
+    )
+    by_revenue = np.select(
+        [revenue >= t.min_revenue_eur_365d for t in ordered.itertuples()],
+        ordered["size_tier"].tolist(),
+        default=ordered["size_tier"].iloc[-1],
+    )
     known = employees.notna()
     tier = pd.Series(np.where(known, by_employees, by_revenue), index=employees.index)
     basis = pd.Series(np.where(known, "employees", "revenue_eur_365d"), index=employees.index)
     return tier, basis
 
 
-def assign_customer_value(con: duckdb.DuckDBPyConnection, features: pd.DataFrame,
-                          transactions_sql: str, as_of: dt.date, rules: CustomerValueSettings,
-                          rfm_groups: pd.DataFrame, size_tiers: pd.DataFrame,
-                          scheme_version: str) -> tuple[pd.DataFrame, ClvFit]:
-    """The `customer_value` table: one row per customer of `features` (customer_features)."""
-    btyd = btyd_features(con, transactions_sql, as_of)
+def assign_customer_value(
+    con: duckdb.DuckDBPyConnection,
+    features: pd.DataFrame,
+    transactions_sql: str,
+    as_of: dt.date,
+    rules: CustomerValueSettings,
+    rfm_groups: pd.DataFrame,
+    size_tiers: pd.DataFrame,
+    scheme_version: str,
+    btyd: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, ClvFit]:
+    """The `customer_value` table: one row per customer of `features` (customer_features).
+    `btyd`: btyd_features(con, transactions_sql, as_of) when the caller has read it already."""
+    if btyd is None:
+        btyd = btyd_features(con, transactions_sql, as_of)
     customers = features[["customer_id", "employees", "revenue_eur_365d"]].copy()
     customers["revenue_eur_365d"] = customers["revenue_eur_365d"].astype(float)
     frame = customers.merge(btyd, on="customer_id", how="left").sort_values("customer_id")
@@ -121,56 +137,81 @@ def assign_customer_value(con: duckdb.DuckDBPyConnection, features: pd.DataFrame
 
     buyers = frame["frequency"].notna()
     bins = rules.rfm_bins
-    for letter, column, higher in (("r", "days_since_last_purchase", False),
-                                   ("f", "frequency", True),
-                                   ("m", "mean_purchase_day_value", True)):
+    for letter, column, higher in (
+        ("r", "days_since_last_purchase", False),
+        ("f", "frequency", True),
+        ("m", "mean_purchase_day_value", True),
+    ):
         frame[f"rfm_{letter}"] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
         frame.loc[buyers, f"rfm_{letter}"] = quantile_scores(
-            frame.loc[buyers, column].astype(float), bins, higher)
+            frame.loc[buyers, column].astype(float), bins, higher
+        )
     frame["rfm_group"] = rfm_group(frame, rfm_groups, rules.no_purchase_group)
 
-    clv, fit = predict_clv(frame.loc[buyers, ["customer_id", "frequency", "recency_days",
-                                              "t_days", "monetary_value"]],
-                           rules.horizon_days, rules.annual_discount_rate,
-                           rules.bgnbd_penalizer, rules.gamma_gamma_penalizer,
-                           rules.min_repeat_customers_to_fit)
+    clv, fit = predict_clv(
+        frame.loc[buyers, ["customer_id", "frequency", "recency_days", "t_days", "monetary_value"]],
+        rules.horizon_days,
+        rules.annual_discount_rate,
+        rules.bgnbd_penalizer,
+        rules.gamma_gamma_penalizer,
+        rules.min_repeat_customers_to_fit,
+    )
     frame = frame.merge(clv, on="customer_id", how="left")
     frame["size_tier"], frame["size_tier_basis"] = size_tier(
-        frame["employees"], frame["revenue_eur_365d"], size_tiers)
+        frame["employees"], frame["revenue_eur_365d"], size_tiers
+    )
 
     has_purchases = frame["frequency"].notna().to_numpy()
     frequency = frame["frequency"].to_numpy(dtype=float, na_value=np.nan)
-    rfm = ("CV.RFM_" + frame["rfm_r"].astype(str) + frame["rfm_f"].astype(str)
-           + frame["rfm_m"].astype(str)).to_numpy(dtype=object)
+    rfm = (
+        "CV.RFM_"
+        + frame["rfm_r"].astype(str)
+        + frame["rfm_f"].astype(str)
+        + frame["rfm_m"].astype(str)
+    ).to_numpy(dtype=object)
     size_code = ("CV.SIZE_BY_" + frame["size_tier_basis"].str.upper()).to_numpy(dtype=object)
-    extra = np.select([has_purchases & (not fit.fitted), has_purchases & (frequency == 0)],
-                      ["CV.CLV_MODEL_NOT_FITTED", "CV.SINGLE_PURCHASE_DAY"], "")
-    reasons = [reason_text([r if p else "CV.NO_PURCHASE_DAYS", z, *([e] if e else [])])
-               for r, p, z, e in zip(rfm, has_purchases, size_code, extra, strict=True)]
-    inputs = inputs_json_rows({
-        "first_purchase_day": frame["first_purchase_day"], "frequency": frame["frequency"],
-        "employees": frame["employees"], "revenue_eur_365d": frame["revenue_eur_365d"]})
+    extra = np.select(
+        [has_purchases & (not fit.fitted), has_purchases & (frequency == 0)],
+        ["CV.CLV_MODEL_NOT_FITTED", "CV.SINGLE_PURCHASE_DAY"],
+        "",
+    )
+    reasons = [
+        reason_text([r if p else "CV.NO_PURCHASE_DAYS", z, *([e] if e else [])])
+        for r, p, z, e in zip(rfm, has_purchases, size_code, extra, strict=True)
+    ]
+    inputs = inputs_json_rows(
+        {
+            "first_purchase_day": frame["first_purchase_day"],
+            "frequency": frame["frequency"],
+            "employees": frame["employees"],
+            "revenue_eur_365d": frame["revenue_eur_365d"],
+        }
+    )
     # RFM and CLV are only as good as the history behind them: repeat days build confidence.
     confidence = np.where(has_purchases, np.round(np.minimum(1.0, (frequency + 1) / 5), 4), 0.0)
 
-    out = pd.DataFrame({
-        "customer_id": frame["customer_id"],
-        "frequency": frame["frequency"].astype("Int64"),
-        "recency_days": frame["recency_days"].astype("Int64"),
-        "t_days": frame["t_days"].astype("Int64"),
-        "monetary_value": frame["monetary_value"].astype(float).round(4),
-        "days_since_last_purchase": frame["days_since_last_purchase"].astype("Int64"),
-        "first_purchase_day": frame["first_purchase_day"],
-        "last_purchase_day": frame["last_purchase_day"],
-        "rfm_r": frame["rfm_r"], "rfm_f": frame["rfm_f"], "rfm_m": frame["rfm_m"],
-        "rfm_group": frame["rfm_group"],
-        "expected_purchases_365d": frame["expected_purchases"],
-        "expected_purchase_value_eur": frame["expected_purchase_value"],
-        "clv_365d_eur": frame["clv_eur"],
-        "size_tier": frame["size_tier"],
-        "size_tier_basis": frame["size_tier_basis"],
-        "confidence": confidence,
-        "reason_codes": reasons,
-        "inputs": inputs,
-    })
+    out = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"],
+            "frequency": frame["frequency"].astype("Int64"),
+            "recency_days": frame["recency_days"].astype("Int64"),
+            "t_days": frame["t_days"].astype("Int64"),
+            "monetary_value": frame["monetary_value"].astype(float).round(4),
+            "days_since_last_purchase": frame["days_since_last_purchase"].astype("Int64"),
+            "first_purchase_day": frame["first_purchase_day"],
+            "last_purchase_day": frame["last_purchase_day"],
+            "rfm_r": frame["rfm_r"],
+            "rfm_f": frame["rfm_f"],
+            "rfm_m": frame["rfm_m"],
+            "rfm_group": frame["rfm_group"],
+            "expected_purchases_365d": frame["expected_purchases"],
+            "expected_purchase_value_eur": frame["expected_purchase_value"],
+            "clv_365d_eur": frame["clv_eur"],
+            "size_tier": frame["size_tier"],
+            "size_tier_basis": frame["size_tier_basis"],
+            "confidence": confidence,
+            "reason_codes": reasons,
+            "inputs": inputs,
+        }
+    )
     return stamp(out, scheme_version, as_of), fit

@@ -15,7 +15,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from dagster_project.segmentation.explain import inputs_json_rows, reason_text, stamp
+from dagster_project.segmentation.explain import inputs_json_rows, join_where, stamp
 from dagster_project.segmentation.settings import (
     Condition,
     ServiceTierSettings,
@@ -51,39 +51,53 @@ def signal_met(features: pd.DataFrame, signal: Signal) -> np.ndarray:
     return all_conditions_met(features, [signal, *signal.also]).to_numpy()
 
 
-def score_points(features: pd.DataFrame, signals: list[Signal], tiers: list[TierRule]
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_points(
+    features: pd.DataFrame, signals: list[Signal], tiers: list[TierRule]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(points, tier, signals met as a (customers, signals) boolean matrix) on one scale."""
-    met = np.column_stack([signal_met(features, s) for s in signals]) if signals else np.zeros(
-        (len(features), 0), dtype=bool)
+    met = (
+        np.column_stack([signal_met(features, s) for s in signals])
+        if signals
+        else np.zeros((len(features), 0), dtype=bool)
+    )
     points = (met * np.array([s.points for s in signals], dtype=int)).sum(axis=1).astype(int)
     ordered = sorted(tiers, key=lambda t: t.min_points, reverse=True)
-    tier = np.select([points >= t.min_points for t in ordered], [t.tier for t in ordered],
-                     default=ordered[-1].tier).astype(object)
+    tier = np.select(
+        [points >= t.min_points for t in ordered],
+        [t.tier for t in ordered],
+        default=ordered[-1].tier,
+    ).astype(object)
     return points, tier, met
 
 
-def _confidence(points: np.ndarray, boundaries: list[int], orders: np.ndarray,
-                min_orders: int) -> np.ndarray:
+def _confidence(
+    points: np.ndarray, boundaries: list[int], orders: np.ndarray, min_orders: int
+) -> np.ndarray:
     inner = [b for b in boundaries if b > 0]
     if inner:
         # distance to the nearest boundary: points >= b is one side, points < b the other
-        distance = np.min([np.where(points >= b, points - b + 1, b - points) for b in inner], axis=0)
+        distance = np.min(
+            [np.where(points >= b, points - b + 1, b - points) for b in inner], axis=0
+        )
     else:
         distance = np.full(len(points), _FULL_CONFIDENCE_MARGIN)
     rule = 0.5 + 0.5 * np.minimum(distance - 1, _FULL_CONFIDENCE_MARGIN - 1) / max(
-        _FULL_CONFIDENCE_MARGIN - 1, 1)
+        _FULL_CONFIDENCE_MARGIN - 1, 1
+    )
     evidence = np.minimum(orders / max(2 * min_orders, 1), 1.0)
     return np.round(rule * evidence, 4)
 
 
-def _codes(met: np.ndarray, signals: list[Signal]) -> list[list[str]]:
-    names = [f"ST.{s.code}" for s in signals]
-    return [[names[j] for j in np.flatnonzero(row)] for row in met]
+def _signal_codes(
+    rows: np.ndarray, met: np.ndarray, signals: list[Signal]
+) -> list[tuple[np.ndarray, str]]:
+    """(mask, code) of each signal, limited to `rows`, in the order the rules list them."""
+    return [(rows & met[:, j], f"ST.{s.code}") for j, s in enumerate(signals)]
 
 
-def assign_service_tier(features: pd.DataFrame, rules: ServiceTierSettings, scheme_version: str,
-                        as_of: dt.date | None) -> pd.DataFrame:
+def assign_service_tier(
+    features: pd.DataFrame, rules: ServiceTierSettings, scheme_version: str, as_of: dt.date | None
+) -> pd.DataFrame:
     """One row per customer of `features` (a customer_features frame) with tier, flags, reasons."""
     features = features.sort_values("customer_id").reset_index(drop=True)
     orders = features["order_count"].fillna(0).to_numpy(dtype=float)
@@ -92,46 +106,52 @@ def assign_service_tier(features: pd.DataFrame, rules: ServiceTierSettings, sche
 
     points, tier, met = score_points(features, rules.signals, rules.tiers)
     before_points, before_tier, before_met = score_points(
-        features, rules.without_orders.signals, rules.without_orders.tiers)
+        features, rules.without_orders.signals, rules.without_orders.tiers
+    )
     points = np.where(no_orders, before_points, points)
     tier = np.where(no_orders, before_tier, tier)
 
     draining = all_conditions_met(features, rules.flags.service_draining).to_numpy()
     ignores_terms = all_conditions_met(features, rules.flags.ignores_agreed_terms).to_numpy()
 
-    behaviour_codes = _codes(met, rules.signals)
-    before_codes = _codes(before_met, rules.without_orders.signals)
-    reasons = []
-    for i in range(len(features)):
-        if no_orders[i]:
-            codes = ["ST.NO_ORDERS", *before_codes[i]]
-        else:
-            codes = behaviour_codes[i] + (["ST.FEW_ORDERS"] if provisional[i] else [])
-        if draining[i]:
-            codes.append("ST.FLAG_SERVICE_DRAINING")
-        if ignores_terms[i]:
-            codes.append("ST.FLAG_IGNORES_AGREED_TERMS")
-        reasons.append(reason_text(codes))
+    reasons = join_where(
+        [
+            (no_orders, "ST.NO_ORDERS"),
+            *_signal_codes(no_orders, before_met, rules.without_orders.signals),
+            *_signal_codes(~no_orders, met, rules.signals),
+            (~no_orders & provisional, "ST.FEW_ORDERS"),
+            (draining, "ST.FLAG_SERVICE_DRAINING"),
+            (ignores_terms, "ST.FLAG_IGNORES_AGREED_TERMS"),
+        ],
+        len(features),
+    )
 
-    conditions = [*rules.signals, *rules.without_orders.signals,
-                  *rules.flags.service_draining, *rules.flags.ignores_agreed_terms]
-    used = sorted({c.feature for c in conditions}
-                  | {a.feature for s in [*rules.signals, *rules.without_orders.signals]
-                     for a in s.also}
-                  | {"order_count"})
+    conditions = [
+        *rules.signals,
+        *rules.without_orders.signals,
+        *rules.flags.service_draining,
+        *rules.flags.ignores_agreed_terms,
+    ]
+    used = sorted(
+        {c.feature for c in conditions}
+        | {a.feature for s in [*rules.signals, *rules.without_orders.signals] for a in s.also}
+        | {"order_count"}
+    )
     inputs = inputs_json_rows({column: features[column] for column in used})
 
     confidence = _confidence(points, [t.min_points for t in rules.tiers], orders, rules.min_orders)
-    out = pd.DataFrame({
-        "customer_id": features["customer_id"],
-        "service_tier": tier,
-        "service_points": points,
-        "is_provisional": provisional,
-        "is_service_draining": draining,
-        "ignores_agreed_terms": ignores_terms,
-        # without orders there is no behaviour behind the tier: provisional, no confidence
-        "confidence": np.where(no_orders, 0.0, confidence),
-        "reason_codes": reasons,
-        "inputs": inputs,
-    })
+    out = pd.DataFrame(
+        {
+            "customer_id": features["customer_id"],
+            "service_tier": tier,
+            "service_points": points,
+            "is_provisional": provisional,
+            "is_service_draining": draining,
+            "ignores_agreed_terms": ignores_terms,
+            # without orders there is no behaviour behind the tier: provisional, no confidence
+            "confidence": np.where(no_orders, 0.0, confidence),
+            "reason_codes": reasons,
+            "inputs": inputs,
+        }
+    )
     return stamp(out, scheme_version, as_of)

@@ -28,15 +28,34 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dagster_project.segmentation.explain import inputs_json_rows, reason_text, stamp
+from dagster_project.segmentation.explain import inputs_json_rows, join_where, stamp
 from dagster_project.segmentation.settings import ValueProfileSettings
 
-PROJECT_COLUMNS = ["opportunity_id", "customer_id", "stage", "close_date", "value_profile",
-                   "customer_value_profile", "is_rated", "confidence", "is_provisional",
-                   "reason_codes", "inputs"]
-CUSTOMER_COLUMNS = ["customer_id", "value_profile", "projects", "rated_projects",
-                    "distinct_profiles", "peer_group", "confidence", "is_provisional",
-                    "reason_codes", "inputs"]
+PROJECT_COLUMNS = [
+    "opportunity_id",
+    "customer_id",
+    "stage",
+    "close_date",
+    "value_profile",
+    "customer_value_profile",
+    "is_rated",
+    "confidence",
+    "is_provisional",
+    "reason_codes",
+    "inputs",
+]
+CUSTOMER_COLUMNS = [
+    "customer_id",
+    "value_profile",
+    "projects",
+    "rated_projects",
+    "distinct_profiles",
+    "peer_group",
+    "confidence",
+    "is_provisional",
+    "reason_codes",
+    "inputs",
+]
 NO_PEER_GROUP = "(none)"
 
 
@@ -77,8 +96,9 @@ def profile_utilities(profiles: pd.DataFrame, drivers: list[str]) -> pd.DataFram
     return pd.DataFrame.from_dict(rows, orient="index")[drivers]
 
 
-def ranking_log_likelihoods(ranks: np.ndarray, utilities: np.ndarray,
-                            temperature: float) -> np.ndarray:
+def ranking_log_likelihoods(
+    ranks: np.ndarray, utilities: np.ndarray, temperature: float
+) -> np.ndarray:
     """(ratings, profiles) log P(observed top-k order of the drivers | profile), Plackett-Luce.
 
     ranks: (ratings, drivers), NaN where a driver was not ranked; utilities: (profiles, drivers).
@@ -109,21 +129,24 @@ def ranking_log_likelihoods(ranks: np.ndarray, utilities: np.ndarray,
     return total
 
 
-def peer_groups(customers: pd.DataFrame, industry: pd.DataFrame,
-                rules: ValueProfileSettings) -> pd.DataFrame:
+def peer_groups(
+    customers: pd.DataFrame, industry: pd.DataFrame, rules: ValueProfileSettings
+) -> pd.DataFrame:
     """customer_id -> peer group: the first of `rules.peer_prior.role_flags` the customer carries
     (a column of `customers`, e.g. dim_customer.is_distributor), else its industry sub-segment
     (`industry`: customer_id, sub_segment)."""
     frame = customers[["customer_id", *rules.peer_prior.role_flags]].merge(
-        industry[["customer_id", "sub_segment"]], on="customer_id", how="left")
+        industry[["customer_id", "sub_segment"]], on="customer_id", how="left"
+    )
     group = frame["sub_segment"].astype(object).where(frame["sub_segment"].notna(), NO_PEER_GROUP)
     for flag in reversed(rules.peer_prior.role_flags):
         group = group.where(~frame[flag].fillna(False).astype(bool), flag)
     return pd.DataFrame({"customer_id": frame["customer_id"], "peer_group": group})
 
 
-def _axis_log_likelihood(values: pd.Series, axis_of_profile: np.ndarray,
-                         trust: float) -> np.ndarray:
+def _axis_log_likelihood(
+    values: pd.Series, axis_of_profile: np.ndarray, trust: float
+) -> np.ndarray:
     """(rows, profiles): log P(recorded axis value | profile) where the value is one the seed
     knows; 0 (no evidence) elsewhere."""
     known = np.unique(axis_of_profile)
@@ -134,8 +157,9 @@ def _axis_log_likelihood(values: pd.Series, axis_of_profile: np.ndarray,
     return np.where(usable[:, None], np.where(match, np.log(trust), np.log(wrong)), 0.0)
 
 
-def _account_evidence(accounts: pd.DataFrame, profiles: pd.DataFrame, names: np.ndarray,
-                      rules: ValueProfileSettings) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _account_evidence(
+    accounts: pd.DataFrame, profiles: pd.DataFrame, names: np.ndarray, rules: ValueProfileSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per account row: log-likelihood over profiles (picklist + axes), and which rows carry a
     usable picklist / a usable pair of axes."""
     seed = profiles.set_index("value_profile").loc[names]
@@ -143,17 +167,23 @@ def _account_evidence(accounts: pd.DataFrame, profiles: pd.DataFrame, names: np.
     picklist = accounts["value_profile"].to_numpy(dtype=object)
     has_picklist = pd.Series(picklist).isin(names).to_numpy()
     wrong = np.log((1 - rules.picklist_trust) / max(k - 1, 1))
-    log_lik = np.where(has_picklist[:, None],
-                       np.where(picklist[:, None] == names[None, :], np.log(rules.picklist_trust),
-                                wrong), 0.0)
+    log_lik = np.where(
+        has_picklist[:, None],
+        np.where(picklist[:, None] == names[None, :], np.log(rules.picklist_trust), wrong),
+        0.0,
+    )
     log_lik = log_lik + _axis_log_likelihood(
-        accounts["business_model"], seed["business_model"].to_numpy(dtype=object),
-        rules.axis_trust)
+        accounts["business_model"], seed["business_model"].to_numpy(dtype=object), rules.axis_trust
+    )
     log_lik = log_lik + _axis_log_likelihood(
-        accounts["operating_environment"], seed["operating_environment"].to_numpy(dtype=object),
-        rules.axis_trust)
-    has_cell = (accounts["business_model"].isin(seed["business_model"])
-                & accounts["operating_environment"].isin(seed["operating_environment"])).to_numpy()
+        accounts["operating_environment"],
+        seed["operating_environment"].to_numpy(dtype=object),
+        rules.axis_trust,
+    )
+    has_cell = (
+        accounts["business_model"].isin(seed["business_model"])
+        & accounts["operating_environment"].isin(seed["operating_environment"])
+    ).to_numpy()
     deleted = accounts["is_deleted"].fillna(False).astype(bool).to_numpy()
     log_lik *= np.where(deleted, rules.deleted_account_factor, 1.0)[:, None]
     return log_lik, has_picklist, has_cell
@@ -164,8 +194,9 @@ def _normalise(log_p: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _peer_log_prior(evidence: np.ndarray, group: np.ndarray, rules: ValueProfileSettings
-                    ) -> np.ndarray:
+def _peer_log_prior(
+    evidence: np.ndarray, group: np.ndarray, rules: ValueProfileSettings
+) -> np.ndarray:
     """(customers, profiles) log prior: the profile mix of each peer group, estimated by EM from
     the members' evidence and shrunk towards the uniform mix by `pseudo_customers`."""
     groups, index = np.unique(group, return_inverse=True)
@@ -181,8 +212,9 @@ def _peer_log_prior(evidence: np.ndarray, group: np.ndarray, rules: ValueProfile
     return log_mix[index]
 
 
-def _ranking_texts(opportunity_ids: np.ndarray, ranks: np.ndarray,
-                   core: list[str]) -> dict[str, str]:
+def _ranking_texts(
+    opportunity_ids: np.ndarray, ranks: np.ndarray, core: list[str]
+) -> dict[str, str]:
     """Per project: its ratings as 'driver>driver>...' texts joined by ' | ' (the inputs)."""
     ranked = ~np.isnan(ranks)
     order = np.argsort(np.where(ranked, ranks, np.inf), axis=1, kind="stable")
@@ -190,14 +222,20 @@ def _ranking_texts(opportunity_ids: np.ndarray, ranks: np.ndarray,
     texts: dict[str, str] = {}
     for opportunity_id, row, k in zip(opportunity_ids, order, ranked.sum(axis=1), strict=True):
         text = ">".join(names[row[:k]])
-        texts[opportunity_id] = f"{texts[opportunity_id]} | {text}" if opportunity_id in texts \
-            else text
+        texts[opportunity_id] = (
+            f"{texts[opportunity_id]} | {text}" if opportunity_id in texts else text
+        )
     return texts
 
 
-def assign_value_profiles(inputs: ValueProfileInputs, profiles: pd.DataFrame,
-                          drivers: pd.DataFrame, rules: ValueProfileSettings,
-                          scheme_version: str, as_of: dt.date | None) -> ValueProfiles:
+def assign_value_profiles(
+    inputs: ValueProfileInputs,
+    profiles: pd.DataFrame,
+    drivers: pd.DataFrame,
+    rules: ValueProfileSettings,
+    scheme_version: str,
+    as_of: dt.date | None,
+) -> ValueProfiles:
     """Profiles of every project and of every customer with a project or a CRM account."""
     core = core_drivers(drivers)
     utilities = profile_utilities(profiles, core).sort_index()
@@ -206,8 +244,11 @@ def assign_value_profiles(inputs: ValueProfileInputs, profiles: pd.DataFrame,
 
     projects = inputs.projects.sort_values("opportunity_id").reset_index(drop=True)
     # A project whose account maps to no customer stands for itself.
-    project_key = projects["customer_id"].astype(object).where(
-        projects["customer_id"].notna(), "project " + projects["opportunity_id"].astype(str))
+    project_key = (
+        projects["customer_id"]
+        .astype(object)
+        .where(projects["customer_id"].notna(), "project " + projects["opportunity_id"].astype(str))
+    )
     accounts = inputs.accounts[inputs.accounts["customer_id"].notna()]
     keys = np.array(sorted(set(project_key) | set(accounts["customer_id"])), dtype=object)
     key_index = pd.Index(keys)
@@ -217,8 +258,11 @@ def assign_value_profiles(inputs: ValueProfileInputs, profiles: pd.DataFrame,
     # Ratings -> per project log-likelihood (projects without a rating: 0 = no evidence).
     ratings = inputs.ratings[inputs.ratings["opportunity_id"].isin(projects["opportunity_id"])]
     # a stable order of the ratings of one project, whatever order they came in
-    order_by = ["opportunity_id", *[c for c in ("rater_key", "rated_at") if c in ratings],
-                *[f"{d}_rank" for d in core]]
+    order_by = [
+        "opportunity_id",
+        *[c for c in ("rater_key", "rated_at") if c in ratings],
+        *[f"{d}_rank" for d in core],
+    ]
     ratings = ratings.sort_values(order_by, kind="stable").reset_index(drop=True)
     ranks = ratings[[f"{d}_rank" for d in core]].to_numpy(dtype=float)
     rating_ll = ranking_log_likelihoods(ranks, utilities.to_numpy(), rules.ranking_temperature)
@@ -258,59 +302,110 @@ def assign_value_profiles(inputs: ValueProfileInputs, profiles: pd.DataFrame,
     project_conf = project_post[np.arange(len(projects)), project_best]
     threshold = rules.provisional_below_confidence
 
-    project_table = _project_table(projects, project_profile, customer_profile[of_project],
-                                   project_conf, rated, rating_count,
-                                   _ranking_texts(ratings["opportunity_id"].to_numpy(), ranks,
-                                                  core),
-                                   threshold)
+    project_table = _project_table(
+        projects,
+        project_profile,
+        customer_profile[of_project],
+        project_conf,
+        rated,
+        rating_count,
+        _ranking_texts(ratings["opportunity_id"].to_numpy(), ranks, core),
+        threshold,
+    )
     customer_table = _customer_table(
-        keys, projects, of_project, project_profile, rated, accounts, of_account,
-        has_picklist, has_cell, profiles, customer_profile, customer_conf, groups, threshold)
-    return ValueProfiles(projects=stamp(project_table, scheme_version, as_of),
-                         customers=stamp(customer_table, scheme_version, as_of))
+        keys,
+        projects,
+        of_project,
+        project_profile,
+        rated,
+        accounts,
+        of_account,
+        has_picklist,
+        has_cell,
+        profiles,
+        customer_profile,
+        customer_conf,
+        groups,
+        threshold,
+    )
+    return ValueProfiles(
+        projects=stamp(project_table, scheme_version, as_of),
+        customers=stamp(customer_table, scheme_version, as_of),
+    )
 
 
-def _project_table(projects: pd.DataFrame, profile: np.ndarray, customer_profile: np.ndarray,
-                   confidence: np.ndarray, rated: np.ndarray, rating_count: np.ndarray,
-                   ranking_texts: dict[str, str], threshold: float) -> pd.DataFrame:
+def _project_table(
+    projects: pd.DataFrame,
+    profile: np.ndarray,
+    customer_profile: np.ndarray,
+    confidence: np.ndarray,
+    rated: np.ndarray,
+    rating_count: np.ndarray,
+    ranking_texts: dict[str, str],
+    threshold: float,
+) -> pd.DataFrame:
     provisional = confidence < threshold
     deviates = profile != customer_profile
-    reasons = [
-        reason_text([f"VP.RATINGS_{n}" if r else "VP.CUSTOMER_PROFILE",
-                     *(["VP.RATINGS_DEVIATE_FROM_CUSTOMER"] if d else []),
-                     *(["VP.LOW_CONFIDENCE"] if p else [])])
-        for r, n, d, p in zip(rated, rating_count, deviates, provisional, strict=True)]
-    inputs = inputs_json_rows({"customer_profile": customer_profile,
-                         "ratings": [ranking_texts.get(o) for o in projects["opportunity_id"]]})
-    return pd.DataFrame({
-        "opportunity_id": projects["opportunity_id"],
-        "customer_id": projects["customer_id"],
-        "stage": projects["stage"],
-        "close_date": projects["close_date"],
-        "value_profile": profile,
-        "customer_value_profile": customer_profile,
-        "is_rated": rated,
-        "confidence": np.round(confidence, 4),
-        "is_provisional": provisional,
-        "reason_codes": reasons,
-        "inputs": inputs,
-    }, columns=PROJECT_COLUMNS)
+    basis = np.where(
+        rated, "VP.RATINGS_" + rating_count.astype(str).astype(object), "VP.CUSTOMER_PROFILE"
+    ).astype(object)
+    reasons = join_where(
+        [
+            (np.ones(len(basis), dtype=bool), basis),
+            (deviates, "VP.RATINGS_DEVIATE_FROM_CUSTOMER"),
+            (provisional, "VP.LOW_CONFIDENCE"),
+        ],
+        len(basis),
+    )
+    inputs = inputs_json_rows(
+        {
+            "customer_profile": customer_profile,
+            "ratings": [ranking_texts.get(o) for o in projects["opportunity_id"]],
+        }
+    )
+    return pd.DataFrame(
+        {
+            "opportunity_id": projects["opportunity_id"],
+            "customer_id": projects["customer_id"],
+            "stage": projects["stage"],
+            "close_date": projects["close_date"],
+            "value_profile": profile,
+            "customer_value_profile": customer_profile,
+            "is_rated": rated,
+            "confidence": np.round(confidence, 4),
+            "is_provisional": provisional,
+            "reason_codes": reasons,
+            "inputs": inputs,
+        },
+        columns=PROJECT_COLUMNS,
+    )
 
 
-def _agreement(rows_of: np.ndarray, flags: np.ndarray, agrees: np.ndarray,
-               n: int) -> tuple[np.ndarray, np.ndarray]:
+def _agreement(
+    rows_of: np.ndarray, flags: np.ndarray, agrees: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per customer: has at least one flagged row, and at least one flagged row that agrees."""
     present = np.bincount(rows_of[flags], minlength=n) > 0
     agreeing = np.bincount(rows_of[flags & agrees], minlength=n) > 0
     return present, agreeing
 
 
-def _customer_table(keys: np.ndarray, projects: pd.DataFrame,
-                    of_project: np.ndarray, project_profile: np.ndarray, rated: np.ndarray,
-                    accounts: pd.DataFrame, of_account: np.ndarray, has_picklist: np.ndarray,
-                    has_cell: np.ndarray, profiles: pd.DataFrame, profile: np.ndarray,
-                    confidence: np.ndarray, groups: np.ndarray,
-                    threshold: float) -> pd.DataFrame:
+def _customer_table(
+    keys: np.ndarray,
+    projects: pd.DataFrame,
+    of_project: np.ndarray,
+    project_profile: np.ndarray,
+    rated: np.ndarray,
+    accounts: pd.DataFrame,
+    of_account: np.ndarray,
+    has_picklist: np.ndarray,
+    has_cell: np.ndarray,
+    profiles: pd.DataFrame,
+    profile: np.ndarray,
+    confidence: np.ndarray,
+    groups: np.ndarray,
+    threshold: float,
+) -> pd.DataFrame:
     n = len(keys)
     project_count = np.bincount(of_project, minlength=n)
     rated_count = np.bincount(of_project[rated], minlength=n)
@@ -327,71 +422,91 @@ def _customer_table(keys: np.ndarray, projects: pd.DataFrame,
     direct = has_pick | has_cells | (rated_count > 0)
     provisional = (confidence < threshold) | ~direct
 
-    reasons = []
-    for i in range(n):
-        codes = []
-        if has_pick[i]:
-            codes.append("VP.ACCOUNT_PICKLIST" if pick_agrees[i] else
-                         "VP.ACCOUNT_PICKLIST_OVERRULED")
-        if has_cells[i]:
-            codes.append("VP.ACCOUNT_CELL" if cell_agrees[i] else "VP.ACCOUNT_CELL_OVERRULED")
-        if rated_count[i]:
-            codes.append(f"VP.RATED_PROJECTS_{rated_count[i]}")
-        codes.append("VP.PEER_GROUP" if direct[i] else "VP.PEER_GROUP_ONLY")
-        if provisional[i]:
-            codes.append("VP.LOW_CONFIDENCE")
-        reasons.append(reason_text(codes))
+    reasons = join_where(
+        [
+            (has_pick & pick_agrees, "VP.ACCOUNT_PICKLIST"),
+            (has_pick & ~pick_agrees, "VP.ACCOUNT_PICKLIST_OVERRULED"),
+            (has_cells & cell_agrees, "VP.ACCOUNT_CELL"),
+            (has_cells & ~cell_agrees, "VP.ACCOUNT_CELL_OVERRULED"),
+            (rated_count != 0, "VP.RATED_PROJECTS_" + rated_count.astype(str).astype(object)),
+            (direct, "VP.PEER_GROUP"),
+            (~direct, "VP.PEER_GROUP_ONLY"),
+            (provisional, "VP.LOW_CONFIDENCE"),
+        ],
+        n,
+    )
 
     account_texts: list[list[str]] = [[] for _ in range(n)]
-    texts = (accounts["account_id"].astype(str) + ": "
-             + accounts["value_profile"].fillna("-").astype(str) + " / "
-             + accounts["business_model"].fillna("-").astype(str) + " x "
-             + accounts["operating_environment"].fillna("-").astype(str))
+    texts = (
+        accounts["account_id"].astype(str)
+        + ": "
+        + accounts["value_profile"].fillna("-").astype(str)
+        + " / "
+        + accounts["business_model"].fillna("-").astype(str)
+        + " x "
+        + accounts["operating_environment"].fillna("-").astype(str)
+    )
     for row, text in zip(of_account, texts, strict=True):
         account_texts[row].append(text)
-    inputs = inputs_json_rows({
-        "accounts": [sorted(t) or None for t in account_texts],
-        "peer_group": groups,
-        "projects": project_count,
-        "rated_projects": rated_count,
-    })
-    table = pd.DataFrame({
-        "customer_id": keys,
-        "value_profile": profile,
-        "projects": project_count,
-        "rated_projects": rated_count,
-        "distinct_profiles": distinct_count,
-        "peer_group": groups,
-        "confidence": np.round(confidence, 4),
-        "is_provisional": provisional,
-        "reason_codes": reasons,
-        "inputs": inputs,
-    }, columns=CUSTOMER_COLUMNS)
+    inputs = inputs_json_rows(
+        {
+            "accounts": [sorted(t) or None for t in account_texts],
+            "peer_group": groups,
+            "projects": project_count,
+            "rated_projects": rated_count,
+        }
+    )
+    table = pd.DataFrame(
+        {
+            "customer_id": keys,
+            "value_profile": profile,
+            "projects": project_count,
+            "rated_projects": rated_count,
+            "distinct_profiles": distinct_count,
+            "peer_group": groups,
+            "confidence": np.round(confidence, 4),
+            "is_provisional": provisional,
+            "reason_codes": reasons,
+            "inputs": inputs,
+        },
+        columns=CUSTOMER_COLUMNS,
+    )
     # Projects whose account maps to no customer have no customer row.
     customers = set(projects["customer_id"].dropna()) | set(accounts["customer_id"])
     return table[table["customer_id"].isin(customers)].reset_index(drop=True)
 
 
-def profile_coverage(project_profiles: pd.DataFrame, customer_regions: pd.DataFrame,
-                     profiles: pd.DataFrame, rules: ValueProfileSettings,
-                     scheme_version: str, as_of: dt.date | None) -> pd.DataFrame:
+def profile_coverage(
+    project_profiles: pd.DataFrame,
+    customer_regions: pd.DataFrame,
+    profiles: pd.DataFrame,
+    rules: ValueProfileSettings,
+    scheme_version: str,
+    as_of: dt.date | None,
+) -> pd.DataFrame:
     """Per profile: rated projects behind it, small-sample flag, and the regions it covers."""
     regions = customer_regions[["customer_id", "region"]]
-    rated = project_profiles[project_profiles["is_rated"]].merge(regions, on="customer_id",
-                                                                 how="left")
+    rated = project_profiles[project_profiles["is_rated"]].merge(
+        regions, on="customer_id", how="left"
+    )
     all_regions = sorted(regions["region"].dropna().unique())
     counts = rated.groupby("value_profile").size()
-    covered = rated.dropna(subset=["region"]).groupby("value_profile")["region"].agg(
-        lambda r: sorted(r.unique()))
+    covered = (
+        rated.dropna(subset=["region"])
+        .groupby("value_profile")["region"]
+        .agg(lambda r: sorted(r.unique()))
+    )
     names = sorted(profiles["value_profile"])
     rated_projects = counts.reindex(names, fill_value=0).to_numpy()
     region_lists = [covered.get(name, []) for name in names]
-    out = pd.DataFrame({
-        "value_profile": names,
-        "rated_projects": rated_projects,
-        "is_small_sample": rated_projects < rules.min_rated_projects,
-        "regions_covered": [len(r) for r in region_lists],
-        "regions_total": len(all_regions),
-        "regions": [", ".join(r) for r in region_lists],
-    })
+    out = pd.DataFrame(
+        {
+            "value_profile": names,
+            "rated_projects": rated_projects,
+            "is_small_sample": rated_projects < rules.min_rated_projects,
+            "regions_covered": [len(r) for r in region_lists],
+            "regions_total": len(all_regions),
+            "regions": [", ".join(r) for r in region_lists],
+        }
+    )
     return stamp(out, scheme_version, as_of)
