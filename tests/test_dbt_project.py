@@ -120,3 +120,15 @@ def test_a_new_home_parses_in_the_background_and_the_dbt_steps_wait_for_it(tmp_p
     )
     project.prepare_manifest(in_background=True)  # now current: nothing to parse
     assert project._parse_in_background is None
+
+
+def test_the_dbt_resource_skips_dagster_dbts_in_process_adapter():
+    """dagster-dbt builds a dbt adapter per cli() call only for row counts and column metadata;
+    the resource turns it off. If an upgrade renames the hook, this fails instead of the runs
+    silently paying ~2.4 s per dbt step again."""
+    from dagster_dbt import DbtCliResource
+
+    from dagster_project.defs.transform import dbt_resource
+
+    assert callable(getattr(DbtCliResource, "_initialize_dbt_core_adapter", None))
+    assert dbt_resource()._initialize_dbt_core_adapter(["build"]) is None
