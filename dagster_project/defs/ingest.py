@@ -23,6 +23,7 @@ from dagster import (
 )
 
 from dagster_project.ingest import ingest_entity, load_contract
+from dagster_project.ingest.scan_ahead import scan_ahead
 from dagster_project.resources import WarehouseResource
 from dagster_project.settings import settings
 
@@ -140,9 +141,11 @@ def raw_extracts(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     selected = [e for e in ENTITIES if raw_asset_key(e) in context.selected_asset_keys]
     landing = landing_folder(warehouse)
-    with warehouse.connect() as con:
+    # The selected entities' files are hashed and scanned ahead, in a helper thread, while DuckDB
+    # loads the files before them.
+    with warehouse.connect() as con, scan_ahead(landing, selected, load_contract(), con) as scans:
         for entity in selected:
-            result = ingest_entity(con, landing, entity, context.run_id)
+            result = ingest_entity(con, landing, entity, context.run_id, scans=scans)
             for finding in result.findings:
                 context.log.warning(f"{entity}: {finding}")
             yield MaterializeResult(asset_key=raw_asset_key(entity), metadata=result.summary())

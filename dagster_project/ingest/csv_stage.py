@@ -3,8 +3,8 @@
 The result is the temp view `_ingest_rows`: one VARCHAR column per file column (c0, c1, ... in
 file order), `_line`, the physical line where the record starts, and `_k`, the row's rowid in the
 temp table `_ingest_stage` behind the view (rows deleted from that table leave the view; the other
-rows keep their line numbers), plus the records that were structurally unusable (wrong number of
-values, broken quoting, bad encoding).
+rows keep their line numbers; the fast path's stage also has `_nl`/`_bad`, see _bulk_read), plus the
+records that were structurally unusable (wrong number of values, broken quoting, bad encoding).
 
 Fast path: DuckDB's native reader with a fixed dialect (no sniffing). DuckDB numbers records,
 not physical lines, and an unclosed quote makes it read on across line breaks, so its result is
@@ -27,9 +27,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,16 +48,25 @@ from dagster_project.ingest.csv_records import (
     read_record,
     resolve_flagged_lines,
 )
+from dagster_project.ingest.validate import RowCheck
 
 log = logging.getLogger(__name__)
 
 STAGE_TABLE = "_ingest_stage"
 ROWS_VIEW = "_ingest_rows"
+_NL = "_nl"  # fast path's stage: the row holds a line break inside a value
+_BAD = "_bad"  # fast path's stage, given a row check: the row has a problem
 _GAPS_TABLE = "_ingest_gaps"
 _LINED_TABLE = "_ingest_stage_lined"
 _REJECT_ERRORS = "_ingest_reject_errors"
 _REJECT_SCANS = "_ingest_reject_scans"
 _BATCH_ROWS = 100_000
+# The bulk reader's buffer: DuckDB reads a quarter of it per task (here 16 MB, ~270k order lines)
+# and each task becomes its own run of row groups in the stage and, through the load, in the raw
+# table. The default (a few MB a task) leaves a part-filled row group after every full one, which
+# the next checkpoint merges, decompressing and compressing most of the table again (order lines
+# at 100k: ~4 CPU s). Larger tasks leave one part-filled group in every few, which stay as they are.
+_READ_BUFFER_BYTES = 1 << 26
 _MAX_CASE_GAPS = 64
 
 
@@ -76,6 +85,53 @@ class StagedCsv:
     structural_rejects: list[StructuralReject]
     parser: str  # 'duckdb' | 'duckdb+copy' | 'python'
     fallback_reason: str | None = None
+    flag: str | None = None  # column of `relation` holding the row check's result, if any
+
+
+@dataclass
+class CsvSource:
+    """What the bulk reader reads for a file: the flagged lines resolved, and the file itself or
+    a copy without the lines that must be left out (in a scratch folder until released)."""
+
+    header: HeaderInfo
+    flagged: FlaggedLines
+    path: Path
+    _release: list[Callable[[], None]] = field(default_factory=list)
+
+    def release(self) -> None:
+        """Delete the copy (if any); idempotent."""
+        while self._release:
+            self._release.pop()()
+
+
+def prepare_source(
+    path: Path,
+    layout: CsvLayout,
+    header: HeaderInfo,
+    before_copy: Callable[[], bool] | None = None,
+    after_release: Callable[[], None] | None = None,
+) -> CsvSource | None:
+    """Resolve the flagged lines and, where needed, write the copy the bulk reader reads.
+
+    `before_copy` (scan_ahead: wait for a free copy slot) may decline the copy: then None.
+    `after_release` runs once the copy is deleted.
+    """
+    flagged = resolve_flagged_lines(path, layout, header)
+    if not flagged.needs_copy:
+        return CsvSource(header, flagged, path)
+    if before_copy is not None and not before_copy():
+        return None
+    release = [after_release] if after_release is not None else []
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix="ingest_")
+        release.append(scratch.cleanup)
+        copy = Path(scratch.name) / path.name
+        _copy_without(path, flagged.dropped, copy, layout.size)
+    except BaseException:
+        while release:
+            release.pop()()
+        raise
+    return CsvSource(header, flagged, copy, release)
 
 
 def stage_column(index: int) -> str:
@@ -102,13 +158,21 @@ def stage_csv(
     header: HeaderInfo,
     *,
     exact: bool = False,
+    row_check: RowCheck | None = None,
+    source: CsvSource | None = None,
 ) -> StagedCsv:
-    """Stage the file; `exact=True` skips the fast path (benchmarks, diagnosis)."""
+    """Stage the file; `exact=True` skips the fast path (benchmarks, diagnosis).
+
+    `row_check` (validate.problem_flag): evaluated while the bulk reader stages the rows, into
+    the column named by the result's `flag` (the exact parser leaves it to validation).
+    `source`: prepare_source's result for this file and header, made ahead (scan_ahead); it is
+    released once read.
+    """
     drop_stage(con)
     if exact:
         return _stage_exact(con, path, layout, header, "exact parser requested")
     try:
-        return _stage_fast(con, path, layout, header)
+        return _stage_fast(con, path, layout, header, row_check, source)
     except _FastPathRefused as refused:
         reason = str(refused)
     log.info("exact CSV parser for %s: %s", path.name, reason)
@@ -126,15 +190,23 @@ def drop_stage(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _stage_fast(
-    con: duckdb.DuckDBPyConnection, path: Path, layout: CsvLayout, header: HeaderInfo
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    layout: CsvLayout,
+    header: HeaderInfo,
+    row_check: RowCheck | None,
+    source: CsvSource | None = None,
 ) -> StagedCsv:
-    flagged = resolve_flagged_lines(path, layout, header)
-    with tempfile.TemporaryDirectory(prefix="ingest_") as scratch:
-        source = path
-        if flagged.needs_copy:
-            source = Path(scratch) / path.name
-            _copy_without(path, flagged.dropped, source, layout.size)
-        _bulk_read(con, source, header.width)
+    if source is None or source.header != header:
+        if source is not None:
+            source.release()
+        source = prepare_source(path, layout, header)
+        assert source is not None
+    try:
+        _bulk_read(con, source.path, header.width, row_check)
+    finally:
+        source.release()
+    flagged = source.flagged
     duck_rejects = _duckdb_rejects(con, layout, header, flagged)
     rows = con.execute(f"SELECT count(*) FROM temp.{STAGE_TABLE}").fetchall()[0][0]
     if rows + len(duck_rejects) != flagged.expected_records:
@@ -150,17 +222,35 @@ def _stage_fast(
         records=flagged.expected_records + len(flagged.rejects),
         structural_rejects=sorted(flagged.rejects + duck_rejects, key=lambda r: r.line),
         parser="duckdb+copy" if flagged.needs_copy else "duckdb",
+        flag=_BAD if row_check is not None else None,
     )
 
 
-def _bulk_read(con: duckdb.DuckDBPyConnection, source: Path, width: int) -> None:
-    columns = ", ".join(f"'{stage_column(i)}': 'VARCHAR'" for i in range(width))
+def _bulk_read(
+    con: duckdb.DuckDBPyConnection, source: Path, width: int, row_check: RowCheck | None
+) -> None:
+    """Read the file into the stage table: c0.., `_nl` (the row holds a line break in a value)
+    and, with a row check, `_bad` (the row has a problem).
+
+    Both are found while the values pass by anyway; the multi-line check and validation's first
+    pass then read one boolean column instead of every value again.
+    """
+    names = [stage_column(i) for i in range(width)]
+    columns = ", ".join(f"'{name}': 'VARCHAR'" for name in names)
+    has_break = " OR ".join(f"contains({name}, chr(10))" for name in names)
+    select = [*names, f"coalesce({has_break}, false) AS {_NL}"]
+    check_values = ""
+    if row_check is not None:
+        select.append(f"{row_check.has_problem} AS {_BAD}")
+        check_values = ", " + ", ".join(row_check.values)
     literal = str(source).replace("'", "''")
     sql = (
-        f"CREATE TEMP TABLE {STAGE_TABLE} AS SELECT * FROM read_csv('{literal}', "
+        f"CREATE TEMP TABLE {STAGE_TABLE} AS SELECT {', '.join(select)} "
+        f"FROM (SELECT *{check_values} FROM read_csv('{literal}', "
         "delim=',', quote='\"', escape='\"', header=true, auto_detect=false, "
-        f"columns={{{columns}}}, strict_mode=true, encoding='utf-8', store_rejects=true, "
-        f"rejects_table='{_REJECT_ERRORS}', rejects_scan='{_REJECT_SCANS}')"
+        f"columns={{{columns}}}, strict_mode=true, encoding='utf-8', buffer_size={_READ_BUFFER_BYTES}, "
+        "store_rejects=true, "
+        f"rejects_table='{_REJECT_ERRORS}', rejects_scan='{_REJECT_SCANS}'))"
     )
     # Row order is how rows get their line numbers: the scan must keep the file's order.
     try:
@@ -245,12 +335,11 @@ def _create_rows_view(con: duckdb.DuckDBPyConnection, excluded: set[int]) -> Non
             f"FROM temp.{STAGE_TABLE}"
         )
         return
-    gaps = pa.table({"h": h, "cnt": cnt})
-    con.register("_ingest_gaps_arrow", gaps)
-    try:
-        con.execute(f"CREATE TEMP TABLE {_GAPS_TABLE} AS SELECT * FROM _ingest_gaps_arrow")
-    finally:
-        con.unregister("_ingest_gaps_arrow")
+    con.execute(
+        f"CREATE TEMP TABLE {_GAPS_TABLE} AS "
+        "SELECT unnest(CAST(? AS BIGINT[])) AS h, unnest(CAST(? AS BIGINT[])) AS cnt",
+        [h.tolist(), cnt.tolist()],
+    )
     # Many gaps: the lines are computed once, by an as-of join, into a copy of the stage in file
     # order (a join does not keep row order, and the load keeps the stage's order).
     with _insertion_order_kept(con):
@@ -270,12 +359,11 @@ def _verify_multi_line_records(
 ) -> None:
     """Rows holding line breaks must be exactly the multi-line records, at the same lines."""
     cols = [stage_column(i) for i in range(width)]
-    has_break = " OR ".join(f"contains({c}, chr(10))" for c in cols)
     breaks = " + ".join(
         f"coalesce(length({c}) - length(replace({c}, chr(10), '')), 0)" for c in cols
     )
     found = dict(
-        con.execute(f"SELECT _line, {breaks} FROM temp.{ROWS_VIEW} WHERE {has_break}").fetchall()
+        con.execute(f"SELECT _line, {breaks} FROM temp.{ROWS_VIEW} WHERE {_NL}").fetchall()
     )
     expected = {start: n - 1 for start, n in flagged.multi_line.items() if start not in rejected}
     if found != expected:

@@ -37,6 +37,21 @@ _TS_PATTERN = (
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
     r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)"
 )
+# Sufficient patterns: a value that matches one of these parses for certain, so its cast need not be
+# tried in the check pass (values that do not match get the full test: pattern above and cast).
+# int: at most 18 digits fit BIGINT. dec: at most 13 digits before the point fit DECIMAL(18,4)
+# even after rounding the fraction up. Dates: years 1000-2999 and a day that every year has in
+# that month (29 February gets the full test). Checked exhaustively for dates and by 500k random
+# values for numbers (tests/test_ingest_csv_parsing.py); the load casts with CAST, so a value
+# that slipped through would stop the load, never load wrong.
+_INT_SURE = r"[+-]?[0-9]{1,18}"
+_DEC_SURE = r"[+-]?([0-9]{1,13}(\.[0-9]{0,18})?|\.[0-9]{1,18})"
+_YEAR_SURE = "[12][0-9]{3}"
+_MONTH_DAY_SURE = (
+    "(0[13578]|1[02]){sep}(0[1-9]|[12][0-9]|3[01])"
+    "|(0[469]|11){sep}(0[1-9]|[12][0-9]|30)"
+    "|02{sep}(0[1-9]|1[0-9]|2[0-8])"
+)
 _FORMAT_PARTS = {
     "%Y": ("[0-9]{4}", "YYYY"),
     "%m": ("[0-9]{2}", "MM"),
@@ -94,6 +109,32 @@ def date_pattern(fmt: str) -> tuple[str, str]:
     return "".join(pattern), "".join(human)
 
 
+def sure_date_pattern(fmt: str) -> str | None:
+    """A pattern of valid dates only, for formats of %Y and %m, %d in that order (or None).
+
+    Every value it matches is a real calendar date in `fmt` (see _MONTH_DAY_SURE).
+    """
+    match = re.fullmatch(r"(?P<a>[^%]*)%Y(?P<b>[^%]*)%m(?P<sep>[^%]?)%d(?P<c>[^%]*)", fmt)
+    if match is None:
+        return None
+    month_day = _MONTH_DAY_SURE.format(sep=re.escape(match["sep"]))
+    return (
+        f"{re.escape(match['a'])}{_YEAR_SURE}{re.escape(match['b'])}"
+        f"({month_day}){re.escape(match['c'])}"
+    )
+
+
+def _parses(ref: str, sure: str | None, pattern: str, cast: str) -> str:
+    """Boolean SQL: the present value `ref` matches `pattern` and `cast` (SQL) is not NULL.
+
+    A value matching `sure` is known to do both; only the others pay for the cast.
+    """
+    full = f"WHEN regexp_full_match({ref}, '{pattern}') THEN ({cast}) IS NOT NULL "
+    if sure is None:
+        return f"CASE {full}ELSE false END"
+    return f"CASE WHEN regexp_full_match({ref}, '{sure}') THEN true {full}ELSE false END"
+
+
 @dataclass(frozen=True)
 class _ColumnSql:
     """SQL for one column, over `ref`: the staged value (text with '' as NULL, or typed)."""
@@ -106,10 +147,14 @@ class _ColumnSql:
     # The raw-typed value of a row known to have no problem in this column: equal to `typed`
     # there, without the format check (the check already passed) and failing loudly otherwise.
     loaded: str = ""
+    # Boolean: a present value parses, i.e. `typed` is not NULL (cheaper ways where there are).
+    parses: str = ""
 
     def __post_init__(self) -> None:
         if not self.loaded:
             object.__setattr__(self, "loaded", self.typed)
+        if not self.parses:
+            object.__setattr__(self, "parses", f"({self.typed}) IS NOT NULL")
 
 
 def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: str) -> _ColumnSql:
@@ -151,6 +196,7 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             "unparseable_int",
             "a whole number (optional sign and digits)",
             loaded=f"CAST({ref} AS BIGINT)",
+            parses=_parses(ref, _INT_SURE, _INT_PATTERN, f"TRY_CAST({ref} AS BIGINT)"),
         )
     if ctype == "dec":
         typed = (
@@ -165,6 +211,7 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             "a decimal number with '.' as decimal separator and no thousands "
             "separator, at most 14 digits before the point",
             loaded=f"CAST({ref} AS DECIMAL(18,4))",
+            parses=_parses(ref, _DEC_SURE, _DEC_PATTERN, f"TRY_CAST({ref} AS DECIMAL(18,4))"),
         )
     if ctype == "date":
         pattern, human = date_pattern(formats.date_format)
@@ -188,6 +235,12 @@ def _column_sql(ctype: str, source: ColumnInput, formats: SystemFormats, ref: st
             loaded=(
                 f"CASE WHEN {present} "
                 f"THEN CAST(strptime({ref}, {sql_literal(formats.date_format)}) AS DATE) END"
+            ),
+            parses=_parses(
+                ref,
+                sure_date_pattern(formats.date_format),
+                pattern,
+                f"try_strptime({ref}, {sql_literal(formats.date_format)})",
             ),
         )
     if ctype == "ts":
@@ -227,6 +280,50 @@ def _staged_value(source: ColumnInput) -> str:
     return f"nullif({source.expr}, '')" if source.is_text else source.expr
 
 
+@dataclass(frozen=True)
+class RowCheck:
+    """Pass 1's test, for evaluating while the rows are staged (see problem_flag)."""
+
+    values: list[str]  # select-list items over the staged columns: the values, named
+    has_problem: str  # boolean over those names: the row has at least one problem
+
+
+def _columns_sql(
+    spec: EntitySpec, formats: SystemFormats, inputs: dict[str, ColumnInput]
+) -> tuple[dict[str, _ColumnSql], list[str]]:
+    staged = {name: quote_ident(f"s:{name}") for name in inputs}
+    columns = {
+        name: _column_sql(spec.columns[name].type, src, formats, staged[name])
+        for name, src in inputs.items()
+    }
+    values = [f"{_staged_value(src)} AS {staged[name]}" for name, src in inputs.items()]
+    return columns, values
+
+
+def problem_flag(
+    spec: EntitySpec, formats: SystemFormats, inputs: dict[str, ColumnInput]
+) -> RowCheck | None:
+    """The test that picks pass 1's rows, as SQL (None: no row can have a problem).
+
+    A stage that stores its result in a boolean column lets validate_and_load's pass 1 (its
+    `flag`) look at the flagged rows only, instead of reading every value a second time. It is
+    the same test as pass 1's: a required value missing, or a present value that does not parse.
+    """
+    columns, values = _columns_sql(spec, formats, inputs)
+    fine: list[str] = []
+    for name, sql in columns.items():
+        required = spec.columns[name].required
+        if required and sql.rule:
+            fine.append(f"(({sql.present}) AND {sql.parses})")
+        elif required:
+            fine.append(f"({sql.present})")
+        elif sql.rule:
+            fine.append(f"(NOT ({sql.present}) OR {sql.parses})")
+    if not fine:
+        return None
+    return RowCheck(values, f"NOT ({' AND '.join(fine)})")
+
+
 def validate_and_load(
     con: duckdb.DuckDBPyConnection,
     relation: str,
@@ -237,31 +334,28 @@ def validate_and_load(
     context: FileContext,
     *,
     stage_table: str | None = None,
+    flag: str | None = None,
 ) -> ValidationOutcome:
     """Insert the valid rows of `relation` into the raw table and their problems into rejects.
 
     `inputs`: contract column -> source; `drift`: raw drift column name -> SQL expression (text).
     `stage_table`: the temp table behind `relation` when the relation's `_k` is that table's
-    rowid; its rows with problems are then deleted before the load. Runs inside the caller's
-    transaction.
+    rowid; its rows with problems are then deleted before the load. `flag`: a boolean column of
+    `relation` holding problem_flag's test (true for every row with a problem); pass 1 then
+    checks only those rows. Runs inside the caller's transaction.
 
     Two passes over the staged rows, neither materialising the whole file: the first checks every
     value and keeps only the rows with a problem (a small temp table: line, problems, observed
     values); the second inserts every other row, typed, straight into the raw table in the
     relation's order. A row that passed every check needs no format test any more, only its cast.
     """
-    staged = {name: quote_ident(f"s:{name}") for name in inputs}
-    columns = {
-        name: _column_sql(spec.columns[name].type, src, formats, staged[name])
-        for name, src in inputs.items()
-    }
-    values = [f"{_staged_value(src)} AS {staged[name]}" for name, src in inputs.items()]
+    columns, values = _columns_sql(spec, formats, inputs)
     problems: dict[str, str] = {}
     for name, sql in columns.items():
         required = spec.columns[name].required
         missing = f"WHEN NOT ({sql.present}) THEN 'missing_required' " if required else ""
         parse = (
-            f"WHEN ({sql.present}) AND {quote_ident('t:' + name)} IS NULL THEN '{sql.rule}' "
+            f"WHEN ({sql.present}) AND NOT {quote_ident('ok:' + name)} THEN '{sql.rule}' "
             if sql.rule
             else ""
         )
@@ -271,7 +365,8 @@ def validate_and_load(
     rejected = 0
     if problems:
         keep = ["_k"] if stage_table else []
-        rejected = _find_problem_rows(con, relation, spec, columns, values, problems, keep)
+        source = f"{relation} WHERE {flag}" if flag else relation
+        rejected = _find_problem_rows(con, source, spec, columns, values, problems, keep)
 
     # Pass 2: every row without a problem, typed (the cast cannot fail: its check passed).
     select_typed = [f"{columns[name].loaded} AS {quote_ident(name)}" for name in columns]
@@ -327,7 +422,7 @@ def _find_problem_rows(
     """Pass 1: keep the rows with at least one problem in temp `_PROBLEMS`; return their count."""
     # Layered so that each parse (regexp + cast) is evaluated once per value.
     layer_typed = ", ".join(
-        f"{columns[name].typed} AS {quote_ident('t:' + name)}"
+        f"{columns[name].parses} AS {quote_ident('ok:' + name)}"
         for name in problems
         if columns[name].rule
     )

@@ -1,0 +1,196 @@
+"""Reading extract files ahead: content hash, CSV layout and the bulk reader's copy, in helper
+threads.
+
+Before a file is staged, Python reads it: its SHA-256 (was it ingested already?) and, for a CSV
+file, its byte layout (csv_layout.scan_layout) and, when some of its lines must be left out, a
+copy without them (csv_stage.prepare_source). That work runs on one core while the other one
+mostly idles. `ScanAhead` does it in file order in two helper threads, one scanning, one
+preparing copies (hashlib, numpy and the kernel copy release the GIL), so the next files are read
+while DuckDB loads the current one; ingest then takes each result when it gets to the file. A
+failed scan raises where ingest asks for that file, as an inline scan would; a failed
+preparation only means ingest prepares the file itself.
+
+At most one copy made ahead exists at a time (they can be as large as the file): the preparing
+thread waits until ingest has read the previous one before it writes the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from dagster_project.ingest.contract import Contract, EntitySpec
+from dagster_project.ingest.csv_layout import CsvLayout, scan_layout
+from dagster_project.ingest.csv_stage import (
+    CsvHeaderError,
+    CsvSource,
+    prepare_source,
+    read_csv_header,
+)
+from dagster_project.ingest.file_schema import match_columns
+from dagster_project.ingest.landing import ExtractFile, file_sha256, list_extract_files
+from dagster_project.ingest.raw_tables import ensure_bookkeeping_tables
+
+
+@dataclass
+class FileScan:
+    file_hash: str  # SHA-256 of the file's bytes, hex
+    layout: CsvLayout | None  # CSV files only
+    source: CsvSource | None = None  # prepared ahead for the bulk reader (CSV files only)
+
+    def release(self) -> None:
+        """Free what was prepared ahead and not used (idempotent)."""
+        if self.source is not None:
+            self.source.release()
+
+
+def scan_file(extract: ExtractFile) -> FileScan:
+    """Hash the file and, for CSV, scan its layout in the same read."""
+    if extract.file_format == "csv":
+        digest = hashlib.sha256()
+        layout = scan_layout(extract.path, digest=digest)
+        return FileScan(digest.hexdigest(), layout)
+    return FileScan(file_sha256(extract.path), None)
+
+
+class ScanAhead:
+    """Scans of the given files, started at once and done one after another in that order.
+
+    With `loaded` (source_file, file_hash pairs already ingested) given, a new CSV file is also
+    prepared for the bulk reader, as far as it can be without the warehouse (`spec` per file).
+    """
+
+    def __init__(
+        self,
+        extracts: Iterable[tuple[ExtractFile, EntitySpec]],
+        loaded: set[tuple[str, str]] | None = None,
+    ) -> None:
+        self._loaded = loaded
+        self._closing = threading.Event()
+        self._copy_slot = threading.Semaphore(1)
+        self._scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan-ahead")
+        self._preps = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare-ahead")
+        self._pending: dict[Path, tuple[Future[FileScan], Future[CsvSource | None] | None]] = {}
+        for extract, spec in extracts:
+            scan = self._scans.submit(scan_file, extract)
+            prep = None
+            if extract.file_format == "csv" and loaded is not None:
+                prep = self._preps.submit(self._prepare, extract, spec, scan)
+            self._pending[extract.path] = (scan, prep)
+
+    def scan(self, extract: ExtractFile) -> FileScan:
+        if extract.path not in self._pending:
+            return scan_file(extract)
+        # Files before this one that nobody asked for are dropped (the copy slot frees up).
+        while (first := next(iter(self._pending))) != extract.path:
+            _, skipped = self._pending.pop(first)
+            source = None if skipped is None or skipped.cancel() else _result_or_none(skipped)
+            if source is not None:
+                source.release()
+        scan_future, prep = self._pending.pop(extract.path)
+        try:
+            scan = scan_future.result()
+        finally:
+            source = _result_or_none(prep)
+        scan.source = source
+        return scan
+
+    def close(self) -> None:
+        self._closing.set()
+        for scan, prep in self._pending.values():
+            scan.cancel()
+            if prep is not None:
+                prep.cancel()
+        self._scans.shutdown(wait=True)
+        self._preps.shutdown(wait=True)
+        for _, prep in self._pending.values():
+            if (source := _result_or_none(prep)) is not None:
+                source.release()
+        self._pending.clear()
+
+    def __enter__(self) -> ScanAhead:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _prepare(
+        self, extract: ExtractFile, spec: EntitySpec, scan_future: Future[FileScan]
+    ) -> CsvSource | None:
+        """The bulk reader's source for a new file, or None where ingest decides inline."""
+        scan = scan_future.result()
+        layout = scan.layout
+        if (
+            layout is None
+            or self._loaded is None
+            or (extract.relative, scan.file_hash) in self._loaded
+            or self._closing.is_set()
+        ):
+            return None
+        try:
+            match = match_columns(read_csv_header(extract.path, layout), spec)
+        except CsvHeaderError:
+            return None
+        if match.duplicates or match.missing_required:
+            return None
+        return prepare_source(
+            extract.path,
+            layout,
+            match.header_info(spec),
+            before_copy=self._wait_for_copy_slot,
+            after_release=self._copy_slot.release,
+        )
+
+    def _wait_for_copy_slot(self) -> bool:
+        while not self._copy_slot.acquire(timeout=0.2):
+            if self._closing.is_set():
+                return False
+        return True
+
+
+def _result_or_none(future: Future[CsvSource | None] | None) -> CsvSource | None:
+    """The prepared source, or None if there is none (not prepared, cancelled or failed)."""
+    if future is None or future.cancelled():
+        return None
+    try:
+        return future.result()
+    except Exception:  # the file is prepared inline instead, where any error shows
+        return None
+
+
+def scan_ahead(
+    landing: Path,
+    entities: Iterable[str],
+    contract: Contract,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> ScanAhead:
+    """Start reading the extract files of `entities`, in the order ingest takes them.
+
+    With `con` (the warehouse), files not ingested yet are also prepared for the bulk reader.
+    """
+    extracts: list[tuple[ExtractFile, EntitySpec]] = []
+    for name in entities:
+        spec = contract.entity(name)
+        files, _ = list_extract_files(Path(landing), spec.system, spec.entity)
+        extracts.extend((extract, spec) for extract in files)
+    loaded = None
+    if con is not None:
+        ensure_bookkeeping_tables(con)
+        loaded = set(
+            con.execute(
+                "SELECT source_file, file_hash FROM raw.load_log WHERE status = 'loaded'"
+            ).fetchall()
+        )
+    return ScanAhead(extracts, loaded)
