@@ -246,3 +246,17 @@ def test_ingest_with_and_without_scan_ahead_is_identical(tmp_path):
         assert expected
         assert with_scans.execute(sql).fetchall() == expected
         assert landing_run.execute(sql).fetchall() == expected
+
+
+def test_a_failed_load_reports_its_own_error_not_the_aborted_transaction():
+    import duckdb
+
+    from dagster_project.ingest.validate import _file_order_kept
+
+    con = duckdb.connect()
+    con.execute("begin transaction")
+    with (
+        pytest.raises(duckdb.ConversionException, match="Could not convert"),
+        _file_order_kept(con),
+    ):
+        con.execute("select cast('x' as integer)")

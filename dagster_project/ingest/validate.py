@@ -16,6 +16,7 @@ record keys; reasons never quote values.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -403,11 +404,17 @@ def _file_order_kept(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     thread); only a machine busy with other work favours the single writer.
     """
     ((ordered,),) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()
+    restore = f"SET preserve_insertion_order = {'true' if ordered else 'false'}"
     con.execute("SET preserve_insertion_order = true")
     try:
         yield
-    finally:
-        con.execute(f"SET preserve_insertion_order = {'true' if ordered else 'false'}")
+    except BaseException:
+        # A failed load leaves the transaction aborted, which refuses the SET: the load's own
+        # error is the one to report.
+        with contextlib.suppress(duckdb.Error):
+            con.execute(restore)
+        raise
+    con.execute(restore)
 
 
 def _find_problem_rows(
