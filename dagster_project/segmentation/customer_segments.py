@@ -22,7 +22,7 @@ from dagster_project.segmentation.explain import (
     json_object_rows,
     json_text,
 )
-from dagster_project.segmentation.industry import OVERRIDE, UNASSIGNED
+from dagster_project.segmentation.industry import OVERRIDE, TABLE_COLUMNS, UNASSIGNED
 from dagster_project.segmentation.settings import SegmentationSettings
 
 COLUMNS = [
@@ -49,16 +49,7 @@ COLUMNS = [
 
 
 # The columns of each assignment that the consolidated table reads.
-_INDUSTRY_COLUMNS = [
-    "segment",
-    "sub_segment",
-    "segment_source",
-    "sub_segment_source",
-    "segment_confidence",
-    "sub_segment_confidence",
-    "reason_codes",
-    "inputs",
-]
+_INDUSTRY_COLUMNS = [c for c in TABLE_COLUMNS if c != "customer_id"]
 _PROFILE_COLUMNS = ["value_profile", "confidence", "reason_codes", "inputs"]
 _TIER_COLUMNS = ["service_tier", "confidence", "is_provisional", "reason_codes", "inputs"]
 _VALUE_COLUMNS = ["size_tier", "rfm_group", "clv_365d_eur", "confidence", "reason_codes", "inputs"]

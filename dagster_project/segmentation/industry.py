@@ -979,6 +979,21 @@ def _top_texts(points: np.ndarray, names: np.ndarray, n: int = 3) -> np.ndarray:
 # --- steward findings ----------------------------------------------------------------------
 
 
+# The fields the industry findings are built with (customer_id is dropped once it has served
+# to look up the revenue affected).
+_FINDING_FIELDS = [
+    "kind",
+    "source_system",
+    "entity",
+    "record_key",
+    "column_name",
+    "rule",
+    "observed_value",
+    "customer_id",
+    "message",
+]
+
+
 def _picklist_findings(pick_accounts: pd.DataFrame, assigned: pd.DataFrame) -> pd.DataFrame:
     """CRM picklists the assignment did not keep, in pick_accounts order (set-based: there are
     tens of thousands of filled picklists at 100,000 customers)."""
@@ -1028,17 +1043,7 @@ def _picklist_findings(pick_accounts: pd.DataFrame, assigned: pd.DataFrame) -> p
             + " from "
             + accounts["decided_segment_source"].astype(str),
         },
-        columns=[
-            "kind",
-            "source_system",
-            "entity",
-            "record_key",
-            "column_name",
-            "rule",
-            "observed_value",
-            "customer_id",
-            "message",
-        ],
+        columns=_FINDING_FIELDS,
     )
 
 
@@ -1086,17 +1091,7 @@ def _findings(
                 f"({row.verdict.replace('_', ' ')})",
             }
         )
-    columns = [
-        "kind",
-        "source_system",
-        "entity",
-        "record_key",
-        "column_name",
-        "rule",
-        "observed_value",
-        "customer_id",
-        "message",
-    ]
+    columns = _FINDING_FIELDS
     unassigned, overrides = rows[:n_unassigned], rows[n_unassigned:]
     frame = pd.concat(
         [
