@@ -165,7 +165,8 @@ def test_customer_value_rows_carry_reasons_inputs_version_and_as_of_and_rerun_id
     features = pd.DataFrame({"customer_id": [f"C{c:04d}" for c in range(82)],
                              "employees": [100.0] * 82, "revenue_eur_365d": [0.0] * 82})
     settings = load_segmentation_settings()
-    run = [assign_customer_value(con, features, LINES, AS_OF, settings.customer_value,
+    run = [assign_customer_value(btyd_features(con, LINES, AS_OF), features, AS_OF,
+                                 settings.customer_value,
                                  read_seed("rfm_groups"), read_seed("size_tiers"), "v-test")[0]
            for _ in range(2)]
     pd.testing.assert_frame_equal(run[0], run[1])

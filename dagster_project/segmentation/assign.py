@@ -264,15 +264,13 @@ def run_segmentation(
     finally:
         cursor.close()  # after the executor has waited for its reads
     customer_value, fit = assign_customer_value(
-        con,
+        btyd,
         features,
-        ORDER_LINES_SQL,
         as_of,
         settings.customer_value,
         read_seed("rfm_groups", seeds_dir),
         read_seed("size_tiers", seeds_dir),
         version,
-        btyd=btyd,
     )
     on_table("customer_value", customer_value)
     industry = crm.industry

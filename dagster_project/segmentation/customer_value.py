@@ -116,20 +116,16 @@ def size_tier(
 
 
 def assign_customer_value(
-    con: duckdb.DuckDBPyConnection,
+    btyd: pd.DataFrame,
     features: pd.DataFrame,
-    transactions_sql: str,
     as_of: dt.date,
     rules: CustomerValueSettings,
     rfm_groups: pd.DataFrame,
     size_tiers: pd.DataFrame,
     scheme_version: str,
-    btyd: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, ClvFit]:
-    """The `customer_value` table: one row per customer of `features` (customer_features).
-    `btyd`: btyd_features(con, transactions_sql, as_of) when the caller has read it already."""
-    if btyd is None:
-        btyd = btyd_features(con, transactions_sql, as_of)
+    """The `customer_value` table: one row per customer of `features` (customer_features);
+    `btyd` is btyd_features() of the same as-of."""
     customers = features[["customer_id", "employees", "revenue_eur_365d"]].copy()
     customers["revenue_eur_365d"] = customers["revenue_eur_365d"].astype(float)
     frame = customers.merge(btyd, on="customer_id", how="left").sort_values("customer_id")
