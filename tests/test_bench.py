@@ -13,7 +13,12 @@ import pytest
 from dagster_project.bench.measure import run_measured
 from dagster_project.bench.pipeline_stages import STAGES, stage_of_asset
 from dagster_project.bench.quality import matching_quality, segmentation_accuracy
-from dagster_project.bench.runner import baseline_status, compare_kpis, ensure_landing
+from dagster_project.bench.runner import (
+    baseline_status,
+    compare_kpis,
+    ensure_landing,
+    warm_file_cache,
+)
 from dagster_project.identity.evaluation import pairwise_scores
 from tests.conftest import run_segments
 
@@ -116,6 +121,14 @@ def test_landing_data_is_generated_once_per_scale(tmp_path):
     assert second == first and "reusing" in said[-1]
     assert (Path(first["landing"]).parent / "generated.json").stat().st_mtime_ns == stamp
     assert (Path(first["truth"]) / "source_records.csv").exists()
+
+
+def test_cache_warmup_reads_every_landing_file_whole(tmp_path):
+    (tmp_path / "erp" / "order_lines").mkdir(parents=True)
+    (tmp_path / "erp" / "order_lines" / "a.csv").write_bytes(b"x" * 3000)
+    (tmp_path / "crm.csv").write_bytes(b"y" * 25)
+    warmed = warm_file_cache(tmp_path, chunk_bytes=1024)
+    assert warmed["files"] == 2 and warmed["bytes"] == 3025
 
 
 def test_running_out_of_memory_is_reported_not_fatal(tmp_path):
