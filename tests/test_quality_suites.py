@@ -102,6 +102,117 @@ def test_config_values_reach_the_sql_and_unknown_parameters_are_refused(tmp_path
         load_suite(broken)
 
 
+def test_every_raw_suite_starts_with_the_layer_rules_written_once(tmp_path):
+    for suite in project_suites():
+        rules = [e.rule for e in suite.expectations]
+        shared = ["raw_lineage_not_null", "raw_file_line_unique"]
+        assert (rules[:2] == shared) == (suite.layer == "raw"), suite.name
+
+    source = _suite("raw.erp__materials").path
+    raw = json.loads(source.read_text())
+    copied = next(
+        e for e in _suite("raw.erp__order_lines").expectations if e.rule == "raw_lineage_not_null"
+    )
+    raw["expectations"].append(copied.raw)
+    (tmp_path / source.name).write_text(json.dumps(raw))
+    with pytest.raises(SuiteError, match="raw_lineage_not_null is a rule of every raw suite"):
+        load_suite(tmp_path / source.name)
+
+
+# Key values around the 64-line blocks the uniqueness and orphan rules group by, nulls included.
+_LINE_NUMBERS = [None, -130, -65, -64, -1, 0, 1, 5, 63, 64, 65, 127, 128, 200, 2**40, -(2**40)]
+
+
+def _rows_of_rule(con, suite_name: str, rule: str, batch: str) -> list[tuple]:
+    spec = next(e for e in _suite(suite_name).expectations if e.rule == rule)
+    sql = spec.kwargs["unexpected_rows_query"].replace("{batch}", batch)
+    return sorted(con.execute(sql).fetchall(), key=str)
+
+
+def test_key_and_orphan_rules_report_exactly_what_a_plain_group_by_or_anti_join_reports():
+    """The big-table rules prefilter cheaply (64-line blocks, sorted hashes) and then count
+    exactly: on keys around the block edges, repeated or not, they return the same rows."""
+    import random
+
+    rng = random.Random(7)
+    con = duckdb.connect()
+    con.execute("create schema staging")
+    for _ in range(60):
+        keys = [
+            (rng.choice(["A", "B", "A-1", None]), rng.choice(_LINE_NUMBERS))
+            for _ in range(rng.randint(1, 40))
+        ]
+        con.execute("create or replace table keys (name varchar, n bigint)")
+        con.executemany("insert into keys values (?, ?)", keys)
+
+        con.execute(
+            "create or replace table raw_batch as select name as _source_file, n as _line, "
+            "name || ':' || cast(n as varchar) as record_key from keys"
+        )
+        plain = (
+            "select distinct b.record_key, cast(r.copies as varchar) || ' rows' from "
+            "(select {a}, {b}, count(*) as copies from {t} group by all having count(*) > 1) r "
+            "join {t} as b on b.{a} = r.{a} and b.{b} = r.{b}"
+        )
+        assert _rows_of_rule(
+            con, "raw.erp__order_lines", "raw_file_line_unique", "raw_batch"
+        ) == sorted(
+            con.execute(plain.format(a="_source_file", b="_line", t="raw_batch")).fetchall(),
+            key=str,
+        )
+
+        con.execute(
+            "create or replace table staging.stg_erp__order_lines as "
+            "select name as order_id, n as line_no, "
+            "name || '-' || cast(n as varchar) as record_key from keys"
+        )
+        assert _rows_of_rule(
+            con,
+            "staging.stg_erp__order_lines",
+            "order_line_key_unique",
+            "staging.stg_erp__order_lines",
+        ) == sorted(
+            con.execute(
+                plain.format(a="order_id", b="line_no", t="staging.stg_erp__order_lines")
+            ).fetchall(),
+            key=str,
+        )
+        assert _rows_of_rule(
+            con,
+            "marts.fct_order_lines",
+            "order_line_fact_key_unique",
+            "staging.stg_erp__order_lines",
+        ) == sorted(
+            con.execute(
+                "select record_key, cast(count(*) as varchar) || ' rows' "
+                "from staging.stg_erp__order_lines where record_key is not null "
+                "group by all having count(*) > 1"
+            ).fetchall(),
+            key=str,
+        )
+
+        deliveries = [
+            (f"D{i}", rng.choice(["A", "B", "Z", None]), rng.choice(_LINE_NUMBERS))
+            for i in range(rng.randint(1, 20))
+        ]
+        con.execute(
+            "create or replace table deliveries "
+            "(record_key varchar, order_id varchar, line_no bigint)"
+        )
+        con.executemany("insert into deliveries values (?, ?, ?)", deliveries)
+        assert _rows_of_rule(
+            con, "staging.stg_erp__deliveries", "delivery_order_line_known", "deliveries"
+        ) == sorted(
+            con.execute(
+                "select record_key, order_id || '-' || cast(line_no as varchar) "
+                "from deliveries as d where not exists (select 1 from "
+                "staging.stg_erp__order_lines as l "
+                "where l.order_id = d.order_id and l.line_no = d.line_no)"
+            ).fetchall(),
+            key=str,
+        )
+
+
 def test_clean_dataset_passes_every_blocking_check(warehouse):
     outcomes = [o for o, _ in run_quality_gate(warehouse, list(project_suites()))]
     assert len(outcomes) == len(project_suites())
@@ -144,8 +255,7 @@ def _update_first_staged_order_line(con, assignment: str) -> tuple[str, int]:
     """Plant a defect in one staged order line; returns its (order_id, line_no) before."""
     order_id, line_no = _first_staged_order_line(con)
     con.execute(
-        f"update staging.stg_erp__order_lines set {assignment} "
-        "where order_id = ? and line_no = ?",
+        f"update staging.stg_erp__order_lines set {assignment} where order_id = ? and line_no = ?",
         [order_id, line_no],
     )
     return order_id, line_no
@@ -159,6 +269,25 @@ def _duplicate_staged_order_line(con):
         [order_id, line_no],
     )
     return [f"{order_id}-{line_no}"]
+
+
+def _duplicate_fact(con):
+    (order_line_id,) = _one(con, "select min(order_line_id) from marts.fct_order_lines")
+    con.execute(
+        "insert into marts.fct_order_lines select * from marts.fct_order_lines "
+        "where order_line_id = ?",
+        [order_line_id],
+    )
+    return [order_line_id]
+
+
+def _delivery_of_unknown_order_line(con):
+    (delivery_id,) = _one(con, "select min(delivery_id) from staging.stg_erp__deliveries")
+    con.execute(
+        "update staging.stg_erp__deliveries set line_no = line_no + 1 where delivery_id = ?",
+        [delivery_id],
+    )
+    return [delivery_id]
 
 
 def _order_of_unknown_customer(con):
@@ -177,9 +306,7 @@ def _line_of_unknown_order(con):
 
 
 def _line_of_unknown_material(con):
-    order_id, line_no = _update_first_staged_order_line(
-        con, "material_number = 'NO-SUCH-MATERIAL'"
-    )
+    order_id, line_no = _update_first_staged_order_line(con, "material_number = 'NO-SUCH-MATERIAL'")
     return [f"{order_id}-{line_no}"]
 
 
@@ -308,6 +435,20 @@ DEFECTS = {
         "error",
         "failed_expectation",
         _duplicate_staged_order_line,
+    ),
+    "duplicate fact key": Defect(
+        "marts.fct_order_lines",
+        "order_line_fact_key_unique",
+        "error",
+        "failed_expectation",
+        _duplicate_fact,
+    ),
+    "delivery of an unknown order line": Defect(
+        "staging.stg_erp__deliveries",
+        "delivery_order_line_known",
+        "warn",
+        "orphan_reference",
+        _delivery_of_unknown_order_line,
     ),
     "order of an unknown customer": Defect(
         "staging.stg_erp__sales_orders",

@@ -11,6 +11,11 @@ Each suite is a GX suite JSON file with additions of ours in `meta`:
   `severity:` in config/pipeline.yml: whether a failure blocks publication or warns) and
   optionally `meta.kind` (the steward queue kind, default failed_expectation).
 
+Rules that every suite of a layer shares (the raw layer's load lineage: every raw table has the
+same lineage columns and is keyed by its file line) are written once, in
+expectations/layer_rules/<layer>.json, and put ahead of each suite's own expectations here; a
+suite that copies one is refused.
+
 Allowed sets come from the warehouse itself (the dbt seeds in schema `seeds`, e.g. `segment in
 (select segment from seeds.segment_taxonomy)`); values that live in config instead (service
 tiers, tolerances, bounds, plausible dates) are written `${name}` in the SQL and replaced here
@@ -32,6 +37,7 @@ from dagster_project.paths import EXPECTATIONS_DIR
 from dagster_project.settings import PipelineSettings, Severity, settings
 
 SUITES_DIR = EXPECTATIONS_DIR / "expectations"
+LAYER_RULES_DIR = EXPECTATIONS_DIR / "layer_rules"
 RECORD_KEY = "record_key"
 DEFAULT_KIND = "failed_expectation"
 # Steward queue kinds an expectation may file its rows under (DESIGN.md "The steward queue").
@@ -182,6 +188,27 @@ def _expectation(suite: str, raw: dict[str, Any], parameters: dict[str, str]) ->
     )
 
 
+def layer_rules(layer: str) -> list[dict[str, Any]]:
+    """The expectations every suite of `layer` starts with (none for most layers)."""
+    path = LAYER_RULES_DIR / f"{layer}.json"
+    if not path.exists():
+        return []
+    return json.loads(path.read_text(encoding="utf-8"))["expectations"]
+
+
+def _with_layer_rules(name: str, layer: str, own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    shared = layer_rules(layer)
+    copied = sorted(
+        {(e.get("meta") or {}).get("rule") for e in own} & {e["meta"]["rule"] for e in shared}
+    )
+    if copied:
+        raise SuiteError(
+            f"suite {name}: {', '.join(copied)} is a rule of every {layer} suite "
+            f"(expectations/layer_rules/{layer}.json); do not copy it into the suite"
+        )
+    return [*shared, *own]
+
+
 def load_suite(path: Path, parameters: dict[str, str] | None = None) -> SuiteSpec:
     raw = json.loads(path.read_text(encoding="utf-8"))
     name = raw.get("name")
@@ -200,15 +227,15 @@ def load_suite(path: Path, parameters: dict[str, str] | None = None) -> SuiteSpe
     if unknown:
         raise SuiteError(f"suite {name}: unknown meta.segments.prepare {', '.join(unknown)}")
     parameters = suite_parameters(settings()) if parameters is None else parameters
+    layer = ours["asset"].split(".")[0]
+    expectations = _with_layer_rules(name, layer, raw.get("expectations") or [])
     return SuiteSpec(
         name=name,
         asset=ours["asset"],
         source_system=ours["source_system"],
         entity=ours["entity"],
         batch_query=_substitute(name, ours["batch_query"], parameters),
-        expectations=tuple(
-            _expectation(name, e, parameters) for e in raw.get("expectations") or []
-        ),
+        expectations=tuple(_expectation(name, e, parameters) for e in expectations),
         prepare=prepare,
         raw=raw,
         path=path,
