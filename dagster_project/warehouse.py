@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.fact_store import attach_fact_store
 from dagster_project.settings import settings
 
 
@@ -26,9 +27,16 @@ def duckdb_config() -> dict[str, str | int]:
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection to the warehouse with the configured limits applied."""
+    """A connection to the warehouse with the configured limits applied, its fact store
+    attached (dagster_project/fact_store.py: marts.fct_order_lines is a view over it)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
+    con = duckdb.connect(str(path), read_only=read_only, config=duckdb_config())
+    try:
+        attach_fact_store(con, path, read_only=read_only)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 class WarehouseBusy(RuntimeError):

@@ -12,9 +12,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from dagster_project.fact_store import CATALOG as FACT_STORE
+from dagster_project.fact_store import fact_store_path
 from dagster_project.paths import HomePaths
 from dagster_project.publish import publish_marts
 from dagster_project.publish.write_audit_publish import PublishAuditError
+from dagster_project.warehouse import connect
 
 
 def _warehouse(tmp_path, customers: int):
@@ -144,3 +147,94 @@ def test_published_file_opens_in_duckdb_1x(tmp_path):
     assert out.returncode == 0, out.stderr
     version, count = out.stdout.split()
     assert version.startswith("1.") and count == "4"
+
+
+def _warehouse_with_fact_store(tmp_path, lines: int):
+    """A warehouse whose facts live in its fact store, shown as marts.facts (like the pipeline's
+    marts.fct_order_lines: dbt builds them there with a NOT NULL contract)."""
+    con = connect(tmp_path / "warehouse.duckdb")
+    con.execute("create table dim_customer as select 'CU-' || i as customer_id from range(3) t(i)")
+    con.execute(f"create table {FACT_STORE}.main.facts (line_id varchar not null, amount double)")
+    con.execute(
+        f"insert into {FACT_STORE}.main.facts select 'L-' || i, i * 1.5 from range({lines}) t(i)"
+    )
+    con.execute("create schema marts")
+    con.execute(f"create view marts.facts as select * from {FACT_STORE}.main.facts")
+    return con
+
+
+def _publish_with_facts(con, paths, run_id):
+    return publish_marts(
+        con,
+        paths,
+        run_id,
+        ["dim_customer", "marts.facts"],
+        data_through=None,
+        git_revision="abc",
+        config_hash="cfg",
+    )
+
+
+def test_facts_are_published_from_a_copy_of_the_fact_store(tmp_path):
+    paths = HomePaths(tmp_path)
+    con = _warehouse_with_fact_store(tmp_path, 1000)
+    store = fact_store_path(paths.warehouse)
+    con.execute(f"checkpoint {FACT_STORE}")
+    store_before = _sha(store)
+    result = _publish_with_facts(con, paths, "run1")
+    con.close()
+    assert result.from_fact_store == ["facts"]
+    assert result.fact_store_unused_because is None
+    assert result.row_counts == {"dim_customer": 3, "facts": 1000}
+    assert _sha(store) == store_before  # the store is read, never changed
+
+    reader = duckdb.connect(str(paths.published_db), read_only=True)
+    assert reader.execute("select count(*), sum(amount) from main.facts").fetchone() == (
+        1000,
+        sum(i * 1.5 for i in range(1000)),
+    )
+    # published exactly as a copied table always was: no constraints, its storage version
+    assert reader.execute(
+        "select bool_and(is_nullable) from duckdb_columns() where table_name = 'facts'"
+    ).fetchone()[0]
+    assert (
+        reader.execute(
+            "select tags['storage_version'] from duckdb_databases() where database_name = 'analytics'"
+        )
+        .fetchone()[0]
+        .startswith("v1.2.0")
+    )
+    assert sorted(r[0] for r in reader.execute("show tables").fetchall()) == [
+        "dim_customer",
+        "facts",
+        "publish_log",
+    ]
+    reader.close()
+    parquet = paths.published_parquet / "facts.parquet"
+    assert duckdb.connect().execute(f"select count(*) from '{parquet}'").fetchone()[0] == 1000
+
+
+def test_a_fact_store_with_free_blocks_is_not_copied_but_published_all_the_same(tmp_path):
+    paths = HomePaths(tmp_path)
+    con = _warehouse_with_fact_store(tmp_path, 1000)
+    # a table rebuilt in place leaves its old blocks free: a copy would carry them
+    con.execute(f"create table {FACT_STORE}.main.scratch as select range i from range(2000000)")
+    con.execute(f"checkpoint {FACT_STORE}")
+    con.execute(f"drop table {FACT_STORE}.main.scratch")
+    result = _publish_with_facts(con, paths, "run1")
+    con.close()
+    assert result.from_fact_store == []
+    assert "free blocks" in result.fact_store_unused_because
+    reader = duckdb.connect(str(paths.published_db), read_only=True)
+    assert reader.execute("select count(*) from facts").fetchone()[0] == 1000
+    reader.close()
+
+
+def test_the_published_file_does_not_grow_run_over_run(tmp_path):
+    paths = HomePaths(tmp_path)
+    con = _warehouse_with_fact_store(tmp_path, 200_000)
+    _publish_with_facts(con, paths, "run1")
+    first = paths.published_db.stat().st_size
+    _publish_with_facts(con, paths, "run2")
+    con.close()
+    assert paths.published_db.stat().st_size <= first

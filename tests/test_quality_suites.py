@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import duckdb
 import pytest
 
+from dagster_project.fact_store import fact_store_path
 from dagster_project.paths import EXPECTATIONS_DIR
 from dagster_project.quality.gate import run_quality_gate
 from dagster_project.quality.suites import (
@@ -28,6 +29,7 @@ from dagster_project.quality.suites import (
 from dagster_project.quality.validate import validate_suite, validate_suites
 from dagster_project.settings import load_settings, settings
 from dagster_project.steward.queue import build_steward_queue
+from dagster_project.warehouse import connect
 
 LAYERS = {"raw", "staging", "marts", "segments"}
 
@@ -37,6 +39,8 @@ def warehouse(published_home, tmp_path):
     """A private copy of the e2e run's warehouse, to plant defects in."""
     copy = tmp_path / "warehouse.duckdb"
     shutil.copyfile(published_home / "warehouse.duckdb", copy)
+    # marts.fct_order_lines is a view over the warehouse's fact store
+    shutil.copyfile(fact_store_path(published_home / "warehouse.duckdb"), fact_store_path(copy))
     return copy
 
 
@@ -273,8 +277,9 @@ def _duplicate_staged_order_line(con):
 
 def _duplicate_fact(con):
     (order_line_id,) = _one(con, "select min(order_line_id) from marts.fct_order_lines")
+    # marts.fct_order_lines is a view over the fact store (dagster_project/fact_store.py)
     con.execute(
-        "insert into marts.fct_order_lines select * from marts.fct_order_lines "
+        "insert into fact_store.main.fct_order_lines select * from marts.fct_order_lines "
         "where order_line_id = ?",
         [order_line_id],
     )
@@ -546,7 +551,7 @@ DEFECTS = {
 
 @pytest.mark.parametrize("defect", DEFECTS.values(), ids=list(DEFECTS))
 def test_planted_defect_fails_its_check_with_the_keys_in_the_steward_queue(warehouse, defect):
-    con = duckdb.connect(str(warehouse))
+    con = connect(warehouse)
     keys = defect.plant(con)
     con.close()
 
@@ -560,7 +565,7 @@ def test_planted_defect_fails_its_check_with_the_keys_in_the_steward_queue(wareh
     # An error blocks publication (the Dagster check fails with ERROR); a warning does not.
     assert (failed[defect.rule] in outcome.blocking_failures) == (defect.severity == "error")
 
-    con = duckdb.connect(str(warehouse))
+    con = connect(warehouse)
     build_steward_queue(con, "test-run")
     queued = con.execute(
         "select record_key, severity, kind, status, message from steward.steward_queue "
@@ -576,7 +581,7 @@ def test_planted_defect_fails_its_check_with_the_keys_in_the_steward_queue(wareh
 
 
 def test_kpi_reconciliation_break_reports_the_revenue_affected(warehouse):
-    con = duckdb.connect(str(warehouse))
+    con = connect(warehouse)
     (key,) = _kpi_off_by_250(con)
     con.close()
     outcome = validate_suite(warehouse, _suite("marts.kpi_revenue_by_customer_year"))
@@ -616,7 +621,7 @@ def test_segment_shares_are_compared_with_the_previous_publication(warehouse, tm
     assert rule not in {e.spec.rule for e in outcome.failed}
 
     # Half of the customers moved into one segment: its share jumps beyond the bound.
-    con = duckdb.connect(str(warehouse))
+    con = connect(warehouse)
     con.execute(
         "update segments.customer_segments set segment = 'Industry', sub_segment = 'Oil & Gas' "
         "where hash(customer_id) % 2 = 0"
@@ -631,7 +636,7 @@ def test_segment_shares_are_compared_with_the_previous_publication(warehouse, tm
 
 
 def test_an_expectation_that_cannot_run_fails_the_gate(warehouse):
-    con = duckdb.connect(str(warehouse))
+    con = connect(warehouse)
     con.execute("drop view intermediate.int_fx_rates_filled_monthly")
     con.close()
     outcome = validate_suite(warehouse, _suite("staging.stg_erp__sales_orders"))

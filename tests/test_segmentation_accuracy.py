@@ -16,6 +16,7 @@ from dagster_project.segmentation.evaluation import (
     truth_opportunities,
 )
 from dagster_project.segmentation.settings import segmentation_settings
+from dagster_project.warehouse import connect as connect_warehouse
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +37,8 @@ REQUIRED_VALUE_COLUMNS = {
 
 @pytest.fixture(scope="module")
 def warehouse(published_home):
-    con = duckdb.connect(str(published_home / "warehouse.duckdb"), read_only=True)
+    # the product's way in: marts.fct_order_lines reads the fact store it attaches
+    con = connect_warehouse(published_home / "warehouse.duckdb", read_only=True)
     yield con
     con.close()
 

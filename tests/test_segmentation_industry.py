@@ -30,6 +30,7 @@ from dagster_project.segmentation.settings import (
     load_segmentation_settings,
     segmentation_settings,
 )
+from dagster_project.warehouse import connect as connect_warehouse
 
 AS_OF = dt.date(2025, 12, 31)
 TAXONOMY = read_seed("segment_taxonomy")
@@ -330,7 +331,8 @@ SUB_SEGMENT_TARGET = 0.90
 
 @pytest.fixture(scope="module")
 def warehouse(published_home):
-    con = duckdb.connect(str(published_home / "warehouse.duckdb"), read_only=True)
+    # the product's way in: marts.fct_order_lines reads the fact store it attaches
+    con = connect_warehouse(published_home / "warehouse.duckdb", read_only=True)
     yield con
     con.close()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.fact_store import attach_fact_store, views_over_fact_store
+
 STAGES = (
     "ingest",
     "staging",
@@ -193,7 +195,9 @@ def connect_read_only(path: Path, wait_seconds: float = 60.0) -> duckdb.DuckDBPy
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return duckdb.connect(str(path), read_only=True)
+            con = duckdb.connect(str(path), read_only=True)
+            attach_fact_store(con, path, read_only=True)  # marts.fct_order_lines reads it
+            return con
         except duckdb.IOException:
             if time.monotonic() > deadline:
                 raise
@@ -207,8 +211,11 @@ def stage_rows(warehouse: Path, published: Path | None) -> dict[str, int]:
     try:
         tables = con.execute(
             "select table_schema, table_name from information_schema.tables"
-            " where table_type = 'BASE TABLE'"
+            " where table_type = 'BASE TABLE' and table_catalog = current_database()"
         ).fetchall()
+        # the facts are a view over the fact store (dagster_project/fact_store.py)
+        warehouse_catalog = con.execute("select current_database()").fetchall()[0][0]
+        tables += sorted(views_over_fact_store(con, warehouse_catalog))
         for schema, name in tables:
             if schema == "raw" and name in ("rejects", "load_log", "ingest_findings"):
                 continue

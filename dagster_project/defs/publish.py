@@ -40,10 +40,16 @@ def published_analytics(
             storage_version=policy.storage_version,
             keep_parquet_generations=policy.keep_parquet_generations,
         )
+    if result.fact_store_unused_because:
+        context.log.warning(
+            f"every table encoded again: {result.fact_store_unused_because} "
+            "(dagster_project/fact_store.py)"
+        )
     return MaterializeResult(
         metadata={
             "analytics_file": str(result.analytics_file),
             "parquet_dir": str(result.parquet_dir),
+            "copied_from_fact_store": ", ".join(result.from_fact_store) or "none",
             **{f"rows.{t}": n for t, n in result.row_counts.items()},
         }
     )

@@ -12,6 +12,7 @@ from dagster import AssetExecutionContext, Config
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.as_of import resolve_as_of
+from dagster_project.fact_store import reset_before_rebuild
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run, record_as_of
 from dagster_project.transform.project import dbt_project, finish_dbt_parse
@@ -68,6 +69,9 @@ def dbt_customer_marts(
 ):
     with warehouse.connect() as con:
         as_of = as_of_for_run(con, context.run_id)
+    reset_before_rebuild(
+        context.selected_asset_keys, warehouse.paths.warehouse, dbt_project().manifest_path
+    )
     finish_dbt_parse()
     yield from dbt.cli(_build_args(as_of), context=context).stream()
 

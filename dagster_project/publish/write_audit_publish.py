@@ -6,6 +6,13 @@ warehouse), and only then moved over `published/analytics.duckdb` with os.replac
 the old file open keeps a consistent view, new readers see the new file, and a failure at any
 point leaves the previous publication untouched. Parquet exports live in a per-run folder that a
 symlink `published/parquet` points at; the symlink is swapped atomically too.
+
+The 20M-row facts are not encoded again: dbt built them into the fact store
+(dagster_project/fact_store.py), a file in the publication's storage version holding just the
+published tables under their published names, so the new file starts as a byte copy of it and
+only the other (small) tables are written. When the store does not qualify (another storage
+version, free blocks, a table not published, a warehouse from before the store) every table is
+copied as before, and the result says why.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.fact_store import CATALOG as FACT_STORE
+from dagster_project.fact_store import views_over_fact_store
 from dagster_project.paths import HomePaths
 
 PUBLISH_LOG_TABLE = "publish.publish_log"
@@ -30,6 +39,9 @@ class PublishResult:
     row_counts: dict[str, int] = field(default_factory=dict)
     analytics_file: Path | None = None
     parquet_dir: Path | None = None
+    # tables the new file took over from the fact store's bytes, or why it could not
+    from_fact_store: list[str] = field(default_factory=list)
+    fact_store_unused_because: str | None = None
 
 
 class PublishAuditError(RuntimeError):
@@ -81,13 +93,20 @@ def publish_marts(
 
     # Write: a new file, never the one readers have open.
     row_counts: dict[str, int] = {}
-    con.execute(f"attach '{staging_file}' as pub (storage_version '{storage_version}')")
+    stored, unused_because = _fact_store_tables(con, tables, storage_version)
     try:
+        if stored:
+            shutil.copyfile(_database_file(con, FACT_STORE), staging_file)
+            con.execute(f"attach '{staging_file}' as pub")
+            _drop_not_null(con, "pub", stored)
+        else:
+            con.execute(f"attach '{staging_file}' as pub (storage_version '{storage_version}')")
         for source in tables:
             table = published_name(source)
-            con.execute(
-                f"create table pub.main.{_quote(table)} as select * from {_qualified(source)}"
-            )
+            if table not in stored:
+                con.execute(
+                    f"create table pub.main.{_quote(table)} as select * from {_qualified(source)}"
+                )
             row_counts[table] = con.execute(
                 f"select count(*) from {_qualified(source)}"
             ).fetchall()[0][0]
@@ -119,7 +138,7 @@ def publish_marts(
                 "(format parquet, compression zstd, compression_level 1)"
             )
     except BaseException:
-        con.execute("detach pub")
+        con.execute("detach database if exists pub")
         staging_file.unlink(missing_ok=True)
         raise
     con.execute("detach pub")
@@ -131,7 +150,80 @@ def publish_marts(
     _prune_parquet_generations(
         paths.published / "parquet-runs", parquet_dir, keep_parquet_generations
     )
-    return PublishResult(run_id, published_at, row_counts, paths.published_db, parquet_dir)
+    return PublishResult(
+        run_id,
+        published_at,
+        row_counts,
+        paths.published_db,
+        parquet_dir,
+        from_fact_store=sorted(stored),
+        fact_store_unused_because=unused_because,
+    )
+
+
+def _database_file(con: duckdb.DuckDBPyConnection, catalog: str) -> Path:
+    return Path(
+        con.execute(
+            "select path from duckdb_databases() where database_name = ?", [catalog]
+        ).fetchall()[0][0]
+    )
+
+
+def _fact_store_tables(
+    con: duckdb.DuckDBPyConnection, tables: list[str], storage_version: str
+) -> tuple[set[str], str | None]:
+    """The published tables the new file can take over as a byte copy of the fact store, or
+    (empty, why not). The store qualifies when it is in the publication's storage version, has
+    no free blocks (they would be copied too), and holds only tables the warehouse shows as
+    views over it, each in its main schema under its published name."""
+    attached = con.execute(
+        "select tags['storage_version'] from duckdb_databases() where database_name = ?",
+        [FACT_STORE],
+    ).fetchall()
+    if not attached:
+        return set(), "no fact store attached"
+    if attached[0][0] not in (storage_version, storage_version + "+"):
+        return set(), f"fact store in storage version {attached[0][0]}, not {storage_version}"
+    # Everything it holds on disk, nothing in its WAL: the copy is then the whole store.
+    con.execute(f"checkpoint {FACT_STORE}")
+    size = con.execute(
+        "select total_blocks, free_blocks from pragma_database_size() where database_name = ?",
+        [FACT_STORE],
+    ).fetchall()
+    if size and size[0][1]:
+        return set(), f"fact store has {size[0][1]} free blocks of {size[0][0]}"
+    held = con.execute(
+        "select schema_name, table_name from duckdb_tables() where database_name = ?",
+        [FACT_STORE],
+    ).fetchall()
+    if not held:
+        return set(), "fact store is empty"
+    views = views_over_fact_store(con, con.execute("select current_database()").fetchall()[0][0])
+    published = {published_name(s): tuple(_split(s)) for s in tables}
+    for schema, name in held:
+        if schema != "main" or name not in published or published[name] not in views:
+            return set(), f"fact store holds {schema}.{name}, not a published view over it"
+    return {name for _, name in held}, None
+
+
+def _split(source: str) -> tuple[str, str]:
+    schema, _, table = source.rpartition(".")
+    return schema or "main", table
+
+
+def _drop_not_null(con: duckdb.DuckDBPyConnection, catalog: str, tables: set[str]) -> None:
+    """dbt's enforced contracts made some columns NOT NULL in the store; a table copied into the
+    publication never carried constraints, and still does not (catalog change only)."""
+    for table in sorted(tables):
+        for (column,) in con.execute(
+            "select column_name from duckdb_columns() where database_name = ? "
+            "and schema_name = 'main' and table_name = ? and not is_nullable",
+            [catalog, table],
+        ).fetchall():
+            con.execute(
+                f"alter table {catalog}.main.{_quote(table)} "
+                f"alter column {_quote(column)} drop not null"
+            )
 
 
 def _swap_symlink(link: Path, target: Path) -> None:

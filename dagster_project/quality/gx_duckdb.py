@@ -251,6 +251,22 @@ def duckdb_connection_string(warehouse: Path) -> str:
     return f"duckdb:///{Path(warehouse).resolve()}"
 
 
+def attach_fact_store_on_connect(engine: sqlalchemy.Engine, warehouse: Path) -> None:
+    """Every DuckDB connection of this engine gets the warehouse's fact store attached
+    read-only (marts.fct_order_lines is a view over it: dagster_project/fact_store.py).
+    Connections already pooled (GX tests the data source when it adds it) are dropped first,
+    so that none misses it."""
+    from sqlalchemy import event
+
+    from dagster_project.fact_store import attach_fact_store
+
+    def attach(dbapi_connection, connection_record) -> None:  # noqa: ARG001 - SQLAlchemy's
+        attach_fact_store(dbapi_connection, Path(warehouse).resolve(), read_only=True)
+
+    event.listen(engine, "connect", attach)
+    engine.dispose()
+
+
 @contextlib.contextmanager
 def warehouse_validation_context(
     warehouse: Path,
@@ -278,6 +294,8 @@ def warehouse_validation_context(
     )
     validation = ValidationContext(context=context, datasource=datasource)
     execution_engine = datasource.get_execution_engine()
+    for engine in validation.engines():
+        attach_fact_store_on_connect(engine, warehouse)
     if apply_shim:
         # The execution engine's SQLAlchemy engine is the one metrics are computed on.
         make_engine_gx_safe(execution_engine.engine)

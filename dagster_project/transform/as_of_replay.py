@@ -6,6 +6,8 @@ and the relations asked for), and built by dbt itself, with the same SQL as in a
 scratch DuckDB file (profile target `as_of_replay`) that overlays the warehouse: every other
 warehouse relation appears there under its usual name as a view on the read-only warehouse. Code
 that reads `marts.customer_features` etc. runs unchanged on a connection to the scratch file.
+The replayed facts go into the scratch file's own fact store (dagster_project/fact_store.py),
+never the warehouse's, which the replay does not attach at all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.fact_store import (
+    attach_fact_store,
+    discard_fact_store,
+    views_over_fact_store,
+    warehouse_relation,
+)
 from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
 from dagster_project.warehouse import duckdb_config
 
@@ -62,15 +70,16 @@ def models_to_replay(manifest: dict, needed: Iterable[tuple[str, str]]) -> list[
         uid for uid, n in models.items() if as_of_macros & set(n["depends_on"]["macros"])
     }
     affected = _closure(reading, manifest["child_map"], set(models))
-    by_relation = {(n["schema"], n.get("alias") or n["name"]): uid for uid, n in models.items()}
+    by_relation = {warehouse_relation(n): uid for uid, n in models.items()}
     wanted = {by_relation[r] for r in needed if r in by_relation}
     upstream = _closure(wanted, manifest["parent_map"], set(models))
     return sorted(models[uid]["name"] for uid in affected & upstream)
 
 
 def _relations(manifest: dict, names: list[str]) -> set[tuple[str, str]]:
+    """The warehouse relations of these models (a fact-store model: its warehouse view)."""
     return {
-        (n["schema"], n.get("alias") or n["name"])
+        warehouse_relation(n)
         for n in manifest["nodes"].values()
         if n["resource_type"] == "model" and n["name"] in names
     }
@@ -81,9 +90,11 @@ def _quote(name: str) -> str:
 
 
 def build_overlay(scratch: Path, warehouse: Path, skip: set[tuple[str, str]]) -> int:
-    """A fresh scratch file with a view per warehouse relation (except `skip`); returns views."""
-    for path in (scratch, scratch.with_name(scratch.name + ".wal")):
-        path.unlink(missing_ok=True)
+    """A fresh scratch file with a view per warehouse relation (except `skip`); returns views.
+    Warehouse views over the fact store are left out too: they resolve to the replay's own fact
+    store, which holds only what the replay rebuilds (the facts, whenever a replayed model reads
+    them: they depend on the as-of)."""
+    discard_replay(scratch)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(scratch), config=duckdb_config())
     try:
@@ -93,6 +104,7 @@ def build_overlay(scratch: Path, warehouse: Path, skip: set[tuple[str, str]]) ->
             "where table_catalog = ? and table_schema not in (?, ?) order by 1, 2",
             [WAREHOUSE_ALIAS, *_SYSTEM_SCHEMAS],
         ).fetchall()
+        skip = skip | views_over_fact_store(con, WAREHOUSE_ALIAS)
         views = 0
         for schema, table in relations:
             if (schema, table) in skip:
@@ -149,6 +161,7 @@ def open_replay(scratch: Path, warehouse: Path) -> Iterator[duckdb.DuckDBPyConne
     con = duckdb.connect(str(scratch), config=duckdb_config())
     try:
         con.execute(f"attach '{warehouse}' as {WAREHOUSE_ALIAS} (read_only)")
+        attach_fact_store(con, scratch)  # the replay's own (profiles.yml: as_of_replay)
         yield con
     finally:
         con.close()
@@ -157,3 +170,4 @@ def open_replay(scratch: Path, warehouse: Path) -> Iterator[duckdb.DuckDBPyConne
 def discard_replay(scratch: Path) -> None:
     for path in (scratch, scratch.with_name(scratch.name + ".wal")):
         path.unlink(missing_ok=True)
+    discard_fact_store(scratch)

@@ -3,6 +3,23 @@
 -- Two customers per line: the buyer (customer_id) and the customer the goods are for
 -- (end_customer_id: the end user a distributor or EPC order names, else the buyer), so that
 -- KPIs can count either.
+--
+-- Built into the fact store (profiles.yml attaches it as fact_store; dagster_project/
+-- fact_store.py): its own DuckDB file in the publication's storage version, copied as the start
+-- of the published file instead of encoded a second time. The published file shows the table in
+-- its main schema, hence schema main here; the warehouse keeps marts.fct_order_lines as a view
+-- over it (post-hook, after the commit: one DuckDB transaction writes to one file only), and
+-- the Dagster asset key stays marts/fct_order_lines.
+{{ config(
+    database='fact_store',
+    schema='main',
+    meta={'dagster': {'asset_key': ['marts', 'fct_order_lines']}},
+    post_hook=[
+        {"sql": "create schema if not exists {{ target.database }}.marts", "transaction": false},
+        {"sql": "create or replace view {{ target.database }}.marts.{{ this.identifier }} as select * from {{ this }}", "transaction": false},
+    ],
+) }}
+
 with
 
 order_lines as (
