@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import click
@@ -199,21 +200,36 @@ def run_pipeline(home: Path, landing: Path | None, as_of: dt.date | None, quiet:
         return EXIT_BUSY
 
 
-# Libraries the run's later steps import on first use: Great Expectations (~3 s, the first
-# quality gate) and scikit-learn (~1.5 s, segment clustering).
-LIBRARIES_LOADED_LATER = ("great_expectations", "sklearn.cluster")
+# Libraries later steps import on first use, imported in a thread from the start of an earlier
+# step on, so that the steps that need them do not wait: Great Expectations (the first quality
+# gate, right after ingest) while ingest keeps DuckDB busy; scikit-learn (segment clustering)
+# while the main thread waits for dbt. Not before the run: the run's own start-up (definitions,
+# Dagster instance, run creation) is Python too, and an import beside it takes the GIL from it.
+IMPORT_WHEN_STEP_STARTS = {
+    "raw_extracts": ("great_expectations",),
+    "dbt_staging_and_facts": ("sklearn.cluster",),
+}
 
 
-def _import_in_background(modules: tuple[str, ...]) -> None:
-    """Import `modules` in a thread while ingest keeps DuckDB busy (DuckDB releases the GIL),
-    so that the steps that need them do not wait for the import."""
+def _import_when_steps_start(instance, run_id: str, imports: dict[str, tuple[str, ...]]) -> None:
+    """Start importing imports[step] when the run's step `step` starts (a renamed step only
+    means its libraries are imported on first use again)."""
+    pending = dict(imports)
 
-    def load() -> None:
+    def load(modules: tuple[str, ...]) -> None:
         for module in modules:
             with contextlib.suppress(Exception):  # the step that needs it imports it and reports
                 importlib.import_module(module)
 
-    threading.Thread(target=load, name="import-in-background", daemon=True).start()
+    def on_event(record) -> None:
+        event = record.dagster_event
+        if event is None or event.event_type_value != "STEP_START":
+            return
+        modules = pending.pop(event.step_key, None)
+        if modules:
+            threading.Thread(target=load, args=(modules,), name="import-ahead", daemon=True).start()
+
+    instance.add_event_listener(run_id, on_event)
 
 
 def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: bool) -> int:
@@ -227,8 +243,8 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     set_dbt_environment(paths)
     _say(quiet, f"segments run: landing {landing}, home {paths.home}")
     prepare_manifest(in_background=True)  # a new home's parse overlaps ingest
-    _import_in_background(LIBRARIES_LOADED_LATER)
 
+    from dagster_project.dagster_instance import history_kept_open
     from dagster_project.definitions import defs  # after the environment is set
 
     job = defs.resolve_job_def("segments_job")
@@ -238,12 +254,18 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     if as_of:
         run_config["ops"] = {"dbt_staging_and_facts": {"config": {"as_of": as_of.isoformat()}}}
     instance = DagsterInstance.get()
+    run_id = str(uuid.uuid4())  # known before the run starts: the imports ahead wait for its steps
+    _import_when_steps_start(instance, run_id, IMPORT_WHEN_STEP_STARTS)
     # dbt's own log goes to stdout: keep it in a file, so the terminal shows one line per stage.
     log_file = paths.home / "logs" / "last_run.log"
     log_file.parent.mkdir(exist_ok=True)
-    with open(log_file, "w", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+    with (
+        history_kept_open(paths.dagster_home),
+        open(log_file, "w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+    ):
         result = job.execute_in_process(
-            run_config=run_config, instance=instance, raise_on_error=False
+            run_config=run_config, instance=instance, raise_on_error=False, run_id=run_id
         )
         runs = [result]
         if result.success:

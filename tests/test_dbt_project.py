@@ -132,3 +132,25 @@ def test_the_dbt_resource_skips_dagster_dbts_in_process_adapter():
 
     assert callable(getattr(DbtCliResource, "_initialize_dbt_core_adapter", None))
     assert dbt_resource()._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_the_dbt_resource_knows_the_venv_dbts_version_without_asking_it(monkeypatch):
+    """dagster-dbt runs `dbt --version` once per run (~1.5 s) through its private
+    `_cli_version`; the resource answers with the installed dbt-core's version: the answer the
+    executable gives. If an upgrade renames the hook, this fails."""
+    import re
+
+    import dagster_dbt.core.resource
+    from dagster_dbt import DbtCliResource
+
+    from dagster_project.defs.transform import dbt_resource
+
+    assert "_cli_version" in vars(DbtCliResource)
+    asked = subprocess.run([DBT, "--version"], capture_output=True, text=True, check=True)
+
+    def no_dbt_process(*args, **kwargs):
+        raise AssertionError(f"dbt started: {args}")
+
+    monkeypatch.setattr(dagster_dbt.core.resource, "check_output", no_dbt_process)
+    version = dbt_resource()._cli_version
+    assert str(version) == re.search(r"(\d+\.\d+\.\d+)", asked.stdout).group(1)

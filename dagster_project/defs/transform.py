@@ -4,12 +4,15 @@ Two dbt asset definitions split the project around the Python identity step: eve
 does not depend on the identity map builds first, then everything downstream of it.
 """
 
+import importlib.metadata
 import os
 import sys
+from functools import cached_property
 from pathlib import Path
 
 from dagster import AssetExecutionContext, Config
 from dagster_dbt import DbtCliResource, dbt_assets
+from packaging import version
 
 from dagster_project.as_of import resolve_as_of
 from dagster_project.fact_store import reset_before_rebuild
@@ -86,11 +89,23 @@ class SegmentsDbtCliResource(DbtCliResource):
     def _initialize_dbt_core_adapter(self, args):  # noqa: ARG002 - dagster-dbt's signature
         return None
 
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        """The version of the dbt that cli() runs. dagster-dbt asks `dbt --version` once per
+        run (a dbt process: ~1.5 s before the first dbt step may start); the venv's dbt is the
+        dbt-core this interpreter has installed, so its version is known without asking. Another
+        executable is asked as before. Guarded by tests/test_dbt_project.py."""
+        if Path(self.dbt_executable) == _VENV_DBT:
+            return version.parse(importlib.metadata.version("dbt-core"))
+        return super()._cli_version
+
+
+# The venv's dbt, whatever PATH a scheduler or the CLI runs with.
+_VENV_DBT = Path(sys.executable).with_name("dbt")
+
 
 def dbt_resource() -> DbtCliResource:
-    # The venv's dbt, whatever PATH a scheduler or the CLI runs with.
-    dbt_executable = Path(sys.executable).with_name("dbt")
     return SegmentsDbtCliResource(
         project_dir=dbt_project(),
-        dbt_executable=str(dbt_executable) if dbt_executable.exists() else "dbt",
+        dbt_executable=str(_VENV_DBT) if _VENV_DBT.exists() else "dbt",
     )
