@@ -163,6 +163,11 @@ def _exit(code: int) -> None:
     finalised during that teardown. Every file and connection is closed by now."""
     if not _pipeline_ran:
         sys.exit(code)
+    # os._exit skips atexit: a background publication export of a run that ended before its
+    # publish step is stopped here, and its pending files removed
+    from dagster_project.publish.prestage import stop_all
+
+    stop_all()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

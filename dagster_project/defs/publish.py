@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, asset
 
 from dagster_project.defs.quality import QUALITY_GATED_ASSETS
 from dagster_project.provenance import config_hash, git_revision
-from dagster_project.publish import publish_marts
+from dagster_project.publish import prestage, publish_marts
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run
 from dagster_project.settings import settings
@@ -28,6 +28,8 @@ def published_analytics(
     context: AssetExecutionContext, warehouse: WarehouseResource
 ) -> MaterializeResult:
     policy = settings().publish
+    # the facts' copy and Parquet, if the marts gate started them in the background
+    prestaged = prestage.claim(warehouse.paths)
     with warehouse.connect() as con:
         result = publish_marts(
             con,
@@ -39,6 +41,7 @@ def published_analytics(
             config_hash=config_hash(),
             storage_version=policy.storage_version,
             keep_parquet_generations=policy.keep_parquet_generations,
+            prestaged=prestaged,
         )
     if result.fact_store_unused_because:
         context.log.warning(
@@ -50,6 +53,7 @@ def published_analytics(
             "analytics_file": str(result.analytics_file),
             "parquet_dir": str(result.parquet_dir),
             "copied_from_fact_store": ", ".join(result.from_fact_store) or "none",
+            "fact_exports_prestaged": result.prestaged,
             **{f"rows.{t}": n for t, n in result.row_counts.items()},
         }
     )

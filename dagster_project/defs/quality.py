@@ -32,6 +32,7 @@ from dagster_project.defs.identity import customer_identity
 from dagster_project.defs.ingest import raw_extracts
 from dagster_project.defs.segmentation import customer_segmentation
 from dagster_project.defs.transform import dbt_customer_marts, dbt_staging_and_facts
+from dagster_project.publish.prestage import after_quality_gate
 from dagster_project.quality.suites import SuiteSpec, project_suites, suites_by_layer
 from dagster_project.resources import WarehouseResource
 from dagster_project.settings import settings
@@ -124,6 +125,14 @@ def _build_layer_check(layer: str, suites: list[SuiteSpec]) -> AssetChecksDefini
             project_dir=paths.docs / "gx" if policy.quality.data_docs else None,
             policy=policy,
             duckdb_config=duckdb_config(),
+        )
+        # Publication's export of the facts starts in the background once they passed (and is
+        # dropped if anything blocked): publish/prestage.py
+        after_quality_gate(
+            context,
+            paths,
+            checked=[AssetKey(outcome.suite.asset_path) for outcome, _ in results],
+            blocked=any(outcome.blocking_failures for outcome, _ in results),
         )
         for outcome, findings_table in results:
             for failure in outcome.failed:
