@@ -65,8 +65,9 @@ def discard_fact_store(database: Path | str) -> None:
         file.unlink(missing_ok=True)
 
 
-def fact_store_asset_keys(manifest: dict) -> set[tuple[str, ...]]:
-    """Asset keys (as tuples) of the dbt models built into the fact store."""
+def fact_store_asset_keys(manifest_path: Path) -> set[tuple[str, ...]]:
+    """Asset keys (as tuples) of the dbt models the manifest builds into the fact store."""
+    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
     keys = set()
     for node in manifest["nodes"].values():
         config = node.get("config", {})
@@ -103,8 +104,7 @@ def reset_before_rebuild(
     """Called by the dbt step before dbt runs: when it rebuilds a fact-store model, start that
     from a new, empty fact store (see discard_fact_store). A warehouse from before the fact
     store holds the facts as a table where the view goes: dropped here. Returns True if reset."""
-    manifest = json.loads(Path(manifest_path).read_text(encoding="utf-8"))
-    stored = fact_store_asset_keys(manifest)
+    stored = fact_store_asset_keys(manifest_path)
     if not stored & {tuple(key.path) for key in selected_asset_keys}:
         return False
     discard_fact_store(warehouse)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.fact_store import attach_fact_store, views_over_fact_store
+from dagster_project.fact_store import views_over_fact_store
+from dagster_project.warehouse import connect
 
 STAGES = (
     "ingest",
@@ -195,9 +196,8 @@ def connect_read_only(path: Path, wait_seconds: float = 60.0) -> duckdb.DuckDBPy
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=True)
-            attach_fact_store(con, path, read_only=True)  # marts.fct_order_lines reads it
-            return con
+            # the product's way in: marts.fct_order_lines reads the fact store it attaches
+            return connect(path, read_only=True)
         except duckdb.IOException:
             if time.monotonic() > deadline:
                 raise

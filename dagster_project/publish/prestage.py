@@ -20,7 +20,6 @@ quality gate steps of the next run in the home.
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import shutil
 import sys
@@ -172,8 +171,7 @@ def after_quality_gate(context, paths: HomePaths, checked: Iterable[AssetKey], b
     if blocked:
         stop(paths)
         return
-    manifest = json.loads(dbt_project().manifest_path.read_text(encoding="utf-8"))
-    stored = {AssetKey(list(key)) for key in fact_store_asset_keys(manifest)}
+    stored = {AssetKey(list(key)) for key in fact_store_asset_keys(dbt_project().manifest_path)}
     executor = context.op_execution_context.job_def.executor_def.name
     if stored and stored <= set(checked) and executor in IN_PROCESS_EXECUTORS:
         start(paths, context.run.run_id)
