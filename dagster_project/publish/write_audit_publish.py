@@ -61,8 +61,8 @@ def _quote(name: str) -> str:
 
 def _qualified(source: str) -> str:
     """'marts.dim_customer' -> '"marts"."dim_customer"'; a bare name means the main schema."""
-    schema, _, table = source.rpartition(".")
-    return f"{_quote(schema or 'main')}.{_quote(table)}"
+    schema, table = _split(source)
+    return f"{_quote(schema)}.{_quote(table)}"
 
 
 def published_name(source: str) -> str:
@@ -235,6 +235,7 @@ def _fact_store_tables(
 
 
 def _split(source: str) -> tuple[str, str]:
+    """'marts.dim_customer' -> ('marts', 'dim_customer'); a bare name means the main schema."""
     schema, _, table = source.rpartition(".")
     return schema or "main", table
 
