@@ -38,7 +38,7 @@ class IngestSettings(_Strict):
 
 class PublishSettings(_Strict):
     tables: list[str]
-    storage_version: str = "v1.2.0"
+    storage_version: str = "v1.3.0"
     keep_parquet_generations: int = Field(2, ge=1)
 
 

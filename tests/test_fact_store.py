@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import jinja2
 import yaml
@@ -14,8 +15,9 @@ from dagster_project.fact_store import (
     reset_before_rebuild,
     views_over_fact_store,
 )
-from dagster_project.paths import DBT_PROJECT_DIR
+from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
 from dagster_project.settings import settings
+from dagster_project.transform.project import PROFILE_ENVIRONMENT, set_dbt_environment
 from dagster_project.warehouse import connect
 
 
@@ -26,11 +28,19 @@ def _profile_attachments(env: dict[str, str]) -> dict[str, dict]:
     for target, output in profile["segments"]["outputs"].items():
         for attachment in output.get("attach", []):
             if attachment["alias"] == CATALOG:
-                rendered = jinja2.Template(attachment["path"]).render(
-                    env_var=lambda name, default=None: env.get(name, default)
-                )
-                found[target] = {**attachment, "path": rendered}
+                found[target] = {
+                    **attachment,
+                    "path": _render(attachment["path"], env),
+                    "options": {
+                        name: _render(str(value), env)
+                        for name, value in attachment.get("options", {}).items()
+                    },
+                }
     return found
+
+
+def _render(text: str, env: dict[str, str]) -> str:
+    return jinja2.Template(text).render(env_var=lambda name, default=None: env.get(name, default))
 
 
 def test_dbt_and_the_pipeline_agree_on_where_the_fact_store_is(tmp_path):
@@ -42,8 +52,20 @@ def test_dbt_and_the_pipeline_agree_on_where_the_fact_store_is(tmp_path):
     assert attachments["dev"]["path"] == str(fact_store_path(warehouse))
     # a replay writes its facts into its own store, never the warehouse's
     assert attachments["as_of_replay"]["path"] == str(fact_store_path(replay))
-    # written once in the storage version the publication promises
+    # written once in the storage version the publication promises: the profile's default is the
+    # config's, and a version set in the config reaches dbt through the environment
     assert attachments["dev"]["options"]["storage_version"] == settings().publish.storage_version
+    older = _profile_attachments(
+        {"SEGMENTS_WAREHOUSE": str(warehouse), "SEGMENTS_PUBLISH_STORAGE_VERSION": "v1.2.0"}
+    )
+    assert older["dev"]["options"]["storage_version"] == "v1.2.0"
+
+
+def test_the_pipeline_passes_the_publication_storage_version_to_dbt(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # this test's changes stay here
+    set_dbt_environment(HomePaths(tmp_path))
+    assert "SEGMENTS_PUBLISH_STORAGE_VERSION" in PROFILE_ENVIRONMENT  # re-parse when it changes
+    assert os.environ["SEGMENTS_PUBLISH_STORAGE_VERSION"] == settings().publish.storage_version
 
 
 def test_every_warehouse_connection_sees_the_facts_view(tmp_path):

@@ -17,6 +17,7 @@ from dagster_project.fact_store import fact_store_path
 from dagster_project.paths import HomePaths
 from dagster_project.publish import publish_marts
 from dagster_project.publish.write_audit_publish import PublishAuditError
+from dagster_project.settings import settings
 from dagster_project.warehouse import connect
 
 
@@ -202,7 +203,7 @@ def test_facts_are_published_from_a_copy_of_the_fact_store(tmp_path):
             "select tags['storage_version'] from duckdb_databases() where database_name = 'analytics'"
         )
         .fetchone()[0]
-        .startswith("v1.2.0")
+        .startswith(settings().publish.storage_version)
     )
     assert sorted(r[0] for r in reader.execute("show tables").fetchall()) == [
         "dim_customer",

@@ -88,7 +88,7 @@ def publish_marts(
     data_through: dt.date | None,
     git_revision: str,
     config_hash: str,
-    storage_version: str = "v1.2.0",
+    storage_version: str = "v1.3.0",
     keep_parquet_generations: int = 2,
     prestaged: Prestaged | None = None,
 ) -> PublishResult:

@@ -21,6 +21,7 @@ PROFILE_ENVIRONMENT = (
     "SEGMENTS_WAREHOUSE",
     "SEGMENTS_DUCKDB_MEMORY_LIMIT",
     "SEGMENTS_DUCKDB_THREADS",
+    "SEGMENTS_PUBLISH_STORAGE_VERSION",
 )
 PREPARED_FOR_FILE = "prepared_for.json"
 PARSE_LOG_FILE = "dbt_parse.log"
@@ -37,16 +38,19 @@ _INVOCATION_FOLDER = re.compile(r"[A-Za-z0-9_]+-[0-9a-f]{7,}-[0-9a-f]{7,}")
 
 
 def set_dbt_environment(paths: HomePaths) -> None:
-    """profiles.yml reads the warehouse path and DuckDB limits from the environment: one truth
-    for where the warehouse is and how much memory DuckDB may take (config/pipeline.yml).
+    """profiles.yml reads the warehouse path, DuckDB limits and the fact store's storage version
+    from the environment: one truth for where the warehouse is, how much memory DuckDB may take
+    and which DuckDB readers the publication serves (config/pipeline.yml).
     DBT_TARGET_PATH puts dbt's state in the home (dagster-dbt starts every invocation from the
     partial-parse state there)."""
+    from dagster_project.settings import settings
     from dagster_project.warehouse import duckdb_config
 
     limits = duckdb_config()
     os.environ["SEGMENTS_WAREHOUSE"] = str(paths.warehouse)
     os.environ["SEGMENTS_DUCKDB_MEMORY_LIMIT"] = str(limits["memory_limit"])
     os.environ["SEGMENTS_DUCKDB_THREADS"] = str(limits["threads"])
+    os.environ["SEGMENTS_PUBLISH_STORAGE_VERSION"] = settings().publish.storage_version
     os.environ["DBT_TARGET_PATH"] = str(paths.dbt_target)
     _put_dbt_on_path()
 
