@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
 REGISTRY_DDL = """
@@ -28,19 +29,25 @@ def anchor_records(records: pd.DataFrame) -> pd.DataFrame:
     """Per cluster its anchor record (source_system, source_id, indexed by cluster; the column
     `record` is its index in `records`): the smallest ERP customer number, else the smallest CRM
     account id."""
-    # Only the columns the choice reads: sorting every column of every record cost twice as much.
     ids = records[["cluster", "source_system", "source_id"]]
+    system_rank = (ids["source_system"] != "erp").to_numpy(dtype=int)
+    # numpy's lexsort compares the ids as Python strings, like pandas' sort_values, at a fifth
+    # of its cost (pandas factorizes every key first); the last key sorts first.
+    order = np.lexsort((ids["source_id"].to_numpy(), system_rank, ids["cluster"].to_numpy()))
     return (
-        ids.assign(system_rank=(ids["source_system"] != "erp").astype(int), record=ids.index)
-        .sort_values(["cluster", "system_rank", "source_id"])
+        ids.iloc[order]
+        .assign(record=ids.index[order])
         .drop_duplicates("cluster")
         .set_index("cluster")
     )
 
 
-def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Series:
+def assign_customer_ids(
+    records: pd.DataFrame, registry: pd.DataFrame, anchors: pd.DataFrame | None = None
+) -> pd.Series:
     """records: source_system, source_id, cluster (int). registry: source_system, source_id,
-    customer_id. Returns customer_id per record (aligned to `records.index`).
+    customer_id. anchors: anchor_records(records), when the caller has them already. Returns
+    customer_id per record (aligned to `records.index`).
 
     Rules, in order: a cluster whose records already carry ids keeps the id most of its records
     carry (ties: the smallest id); an id is never given to two clusters (when a cluster splits,
@@ -69,7 +76,8 @@ def assign_customer_ids(records: pd.DataFrame, registry: pd.DataFrame) -> pd.Ser
     votes = votes.sort_values(["cluster", "n", "customer_id"], ascending=[True, False, True])
     kept = votes.drop_duplicates("cluster").set_index("cluster")["customer_id"]
 
-    anchors = anchor_records(records)
+    if anchors is None:
+        anchors = anchor_records(records)
     new_ids = pd.Series(
         [
             anchor_customer_id(s, i)

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from dagster_project.identity.settings import IdentitySettings
 
 MATCH_RECORDS_TABLE = "intermediate.int_customer_match_records"
 
+# Without the values that say nothing: VAT ids too short to identify a company (DuckDB's length
+# counts characters, as Python's len does), free-mail and site-builder domains.
 SOURCE_RECORDS_SQL = f"""
 select source_system, source_id, record_name as name, name_norm, legal_form, name_token,
-       street_norm, postal_code_norm, city_norm, country_code, vat_id as vat,
-       website_domain as domain, erp_customer_number as erp_link, parent_account_id, is_deleted
+       street_norm, postal_code_norm, city_norm, country_code,
+       case when length(vat_id) >= $min_vat_length then vat_id end as vat,
+       case when not list_contains($ignored_domains::varchar[], website_domain) then website_domain end
+           as domain,
+       erp_customer_number as erp_link, parent_account_id,
+       coalesce(is_deleted, false) as is_deleted,
+       source_system || ':' || source_id as uid
 from {MATCH_RECORDS_TABLE}
 order by source_system, source_id
 """
@@ -33,28 +41,23 @@ EVIDENCE_COLUMNS = [
     "domain",
     "erp_link",
 ]
-# Text columns whose missing values become None: the evidence, plus the name as staged and the
-# CRM parent, which are read (steward queue, predecessors) but never compared.
-TEXT_COLUMNS = ["name", *EVIDENCE_COLUMNS, "parent_account_id"]
 
 
-def evidence_records(raw: pd.DataFrame, settings: IdentitySettings) -> pd.DataFrame:
-    """Normalised records (columns of SOURCE_RECORDS_SQL) with a uid, and without the values
-    that say nothing: VAT ids too short to identify a company, free-mail and site-builder
-    domains. Missing values are None (Splink and the clustering compare None as unknown)."""
+def load_source_records(con: duckdb.DuckDBPyConnection, settings: IdentitySettings) -> pa.Table:
+    """Every staged CRM account and ERP customer, normalised, with a uid, ordered by system and
+    id, as Arrow: the model's DuckDB reads it without Python (and without the GIL), and
+    records_frame gives the frame the resolution works on."""
     norm = settings.normalisation
-    out = raw.reset_index(drop=True).copy()
-    out["uid"] = out["source_system"] + ":" + out["source_id"]
-    for col in TEXT_COLUMNS:
-        out[col] = out[col].astype(object).where(out[col].notna(), None)
-    short_vat = out["vat"].map(lambda v: v is not None and len(v) < norm.min_vat_length)
-    out.loc[short_vat, "vat"] = None
-    ignored = set(norm.ignored_domains)
-    out.loc[out["domain"].isin(ignored), "domain"] = None
-    out["is_deleted"] = out["is_deleted"].fillna(False).astype(bool)
-    return out
+    return con.sql(
+        SOURCE_RECORDS_SQL,
+        params={
+            "min_vat_length": norm.min_vat_length,
+            "ignored_domains": list(norm.ignored_domains),
+        },
+    ).to_arrow_table()
 
 
-def load_source_records(con: duckdb.DuckDBPyConnection, settings: IdentitySettings) -> pd.DataFrame:
-    """Every staged CRM account and ERP customer, normalised, ordered by system and id."""
-    return evidence_records(con.execute(SOURCE_RECORDS_SQL).df(), settings)
+def records_frame(records: pa.Table) -> pd.DataFrame:
+    """The records as pandas; missing values are None (Splink and the clustering compare None
+    as unknown)."""
+    return records.to_pandas()

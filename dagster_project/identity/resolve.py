@@ -32,9 +32,12 @@ from dagster_project.identity.customer_ids import (
     anchor_records,
     assign_customer_ids,
 )
-from dagster_project.identity.predecessors import predecessor_links
+from dagster_project.identity.predecessors import (
+    predecessor_candidates,
+    predecessor_links_between,
+)
 from dagster_project.identity.probabilistic import score_candidate_pairs
-from dagster_project.identity.records import load_source_records
+from dagster_project.identity.records import load_source_records, records_frame
 from dagster_project.identity.settings import IdentitySettings, identity_settings
 from dagster_project.identity.steward_decisions import load_steward_decisions
 from dagster_project.steward.queue import create_findings_table
@@ -76,22 +79,53 @@ def _pair_positions(pairs: pd.DataFrame, pos_of: pd.Series) -> pd.DataFrame:
     return pairs[known].assign(a=a[known].astype(int), b=b[known].astype(int))
 
 
+def _score_pairs(
+    records: pd.DataFrame | pa.Table, settings: IdentitySettings
+) -> tuple[pd.DataFrame, float]:
+    """The model's scored pairs (score_candidate_pairs), and the seconds it took."""
+    start = time.perf_counter()
+    scored, _summary = score_candidate_pairs(
+        records, settings.model, settings.decision.review_threshold
+    )
+    return scored, time.perf_counter() - start
+
+
 def resolve_identities(
-    records: pd.DataFrame,
+    records: pd.DataFrame | pa.Table,
     settings: IdentitySettings,
     matches: pd.DataFrame,
     non_matches: pd.DataFrame,
 ) -> ResolutionResult:
-    """Pure resolution on normalised records (identity/records.py): clusters, methods, queue."""
+    """Pure resolution on normalised records (identity/records.py, as a frame or as the Arrow
+    table load_source_records gives): clusters, methods, queue."""
     timings: dict[str, float] = {}
-    records = records.reset_index(drop=True).assign(pos=lambda d: np.arange(len(d)))
-    pos_of = pd.Series(records["pos"].to_numpy(), index=records["uid"])
-
-    t0 = time.perf_counter()
-    scored, _summary = score_candidate_pairs(
-        records, settings.model, settings.decision.review_threshold
-    )
-    timings["model_seconds"] = time.perf_counter() - t0
+    # The model runs on DuckDB's threads, mostly without the GIL, and leaves most of a core idle
+    # (its u sampling is one thread): this thread meanwhile makes the frame and prepares all
+    # evidence that does not depend on the scores. Nothing here changes what the model reads.
+    with ThreadPoolExecutor(max_workers=1) as model_thread:
+        model = model_thread.submit(_score_pairs, records, settings)
+        if isinstance(records, pa.Table):
+            records = records_frame(records)
+        records = records.reset_index(drop=True).assign(pos=lambda d: np.arange(len(d)))
+        pos_of = pd.Series(records["pos"].to_numpy(), index=records["uid"])
+        steward_links = _pair_positions(matches, pos_of)[["a", "b"]].assign(
+            method="steward", match_probability=1.0
+        )
+        forbidden = _pair_positions(non_matches, pos_of)
+        forbidden_pairs = list(zip(forbidden["a"], forbidden["b"], strict=True))
+        vat_links = _key_links(records, "vat", "vat")
+        vat_exempt = {"steward"}
+        if settings.predecessors.vat_ids_change_on_mergers:
+            vat_exempt.add("predecessor")
+        clustering = GuardedClustering(
+            records["vat"].tolist(),
+            forbidden_pairs,
+            settings.clustering.max_cluster_size,
+            settings.clustering.refuse_distinct_vat_ids,
+            frozenset(vat_exempt),
+        )
+        predecessor_pairs = predecessor_candidates(records, settings.predecessors)
+        scored, timings["model_seconds"] = model.result()
     scored = _pair_positions(scored, pos_of)
 
     decided = settings.decision
@@ -110,12 +144,7 @@ def resolve_identities(
             "probabilistic",
         )
     )[["a", "b", "method", "match_probability"]]
-    steward_links = _pair_positions(matches, pos_of)[["a", "b"]].assign(
-        method="steward", match_probability=1.0
-    )
-    forbidden = _pair_positions(non_matches, pos_of)
-    forbidden_pairs = list(zip(forbidden["a"], forbidden["b"], strict=True))
-    evidence = [steward_links, _key_links(records, "vat", "vat"), model_links]
+    evidence = [steward_links, vat_links, model_links]
     links = pd.concat([e for e in evidence if len(e)] or evidence[:1], ignore_index=True)
     # A steward non-match removes the direct link too, not only the transitive one.
     banned = {frozenset(p) for p in forbidden_pairs}
@@ -124,22 +153,11 @@ def resolve_identities(
         links = links[~np.array(direct, dtype=bool)]
 
     t0 = time.perf_counter()
-    vat_exempt = {"steward"}
-    if settings.predecessors.vat_ids_change_on_mergers:
-        vat_exempt.add("predecessor")
-
-    clustering = GuardedClustering(
-        records["vat"].tolist(),
-        forbidden_pairs,
-        settings.clustering.max_cluster_size,
-        settings.clustering.refuse_distinct_vat_ids,
-        frozenset(vat_exempt),
-    )
     # The ordinary evidence first; a merger's leftovers join whole clusters it made. Predecessor
     # links rank last, so applying them to these clusters equals deciding all links at once.
     links = clustering.apply(links)
     own_clusters = clustering.labels()
-    successors = predecessor_links(records, own_clusters, settings.predecessors)
+    successors = predecessor_links_between(predecessor_pairs, own_clusters)
     if banned and not successors.empty:
         direct = [
             frozenset((a, b)) in banned
@@ -251,11 +269,6 @@ def _label_predecessors(records: pd.DataFrame, own_clusters: np.ndarray, links: 
     ]
 
 
-def _anchor_flags(records: pd.DataFrame) -> pd.Series:
-    anchors = anchor_records(records)
-    return pd.Series(records.index.isin(anchors["record"]), index=records.index)
-
-
 UNCERTAIN_FINDINGS_SQL = """
 select 'uncertain_match' as kind, 'warn' as severity,
        u.source_system_a || '+' || u.source_system_b as source_system,
@@ -293,12 +306,15 @@ def _queued_revenue(cursor: duckdb.DuckDBPyConnection, uncertain: pd.DataFrame) 
                 "select cast(null as varchar) as uid, cast(null as double) as revenue_eur "
                 "where false"
             ).to_arrow_table()
-        cursor.register("queued_erp_customers", pa.table({"customer_number": queued.tolist()}))
+        # The customers as a list value, not a table to semi-join: DuckDB pushes a filter on a
+        # constant list into the view, down to the orders, instead of joining every order line
+        # first (a third of the CPU).
         return cursor.sql(
             "select 'erp:' || customer_number as uid, sum(revenue_eur) as revenue_eur "
             "from intermediate.int_order_lines_converted_to_eur "
-            "where customer_number in (select customer_number from queued_erp_customers) "
-            "group by all"
+            "where list_contains(?, customer_number) "
+            "group by all",
+            params=[queued.tolist()],
         ).to_arrow_table()
     finally:
         cursor.close()
@@ -345,21 +361,24 @@ def _write_map_and_links(
     registry = con.execute(
         "select source_system, source_id, customer_id from identity.customer_id_registry"
     ).df()
-    records["customer_id"] = assign_customer_ids(records, registry)
-    records["is_anchor"] = _anchor_flags(records)
+    anchors = anchor_records(records)
+    records["customer_id"] = assign_customer_ids(records, registry, anchors)
+    records["is_anchor"] = records.index.isin(anchors["record"])
     source_map = records[MAP_COLUMNS]
 
     con.register("linked_records", source_map)
     con.execute(
         "create or replace table identity.customer_source_map as select * from linked_records"
     )
+    con.unregister("linked_records")
+    # From the table just written rather than the frame again (DuckDB reads Python strings
+    # under the GIL, one thread).
     con.execute(
         """insert into identity.customer_id_registry
-           select source_system, source_id, customer_id, ? from linked_records
+           select source_system, source_id, customer_id, ? from identity.customer_source_map
            on conflict (source_system, source_id) do update set customer_id = excluded.customer_id""",
         [run_id],
     )
-    con.unregister("linked_records")
 
     links = result.links.assign(
         uid_a=lambda d: d["a"].map(records["uid"]),
