@@ -7,16 +7,18 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import duckdb
+import pytest
 import yaml
 from dagster import AssetKey, DagsterInstance, RunsFilter
 
 from dagster_project.fact_store import CATALOG as FACT_STORE
 from dagster_project.fact_store import discard_fact_store
 from dagster_project.paths import HomePaths
-from dagster_project.publish import prestage, publish_marts
+from dagster_project.publish import prestage, publish_marts, write_audit_publish
 from dagster_project.settings import SETTINGS_ENV, SETTINGS_FILE
 from dagster_project.warehouse import connect
 from tests.conftest import PROJECT_ROOT, run_segments
@@ -100,6 +102,62 @@ def test_publish_takes_over_the_prestaged_facts_and_publishes_the_same(tmp_path)
         assert (early.published_parquet / f"{table}.parquet").read_bytes() == (
             direct.published_parquet / f"{table}.parquet"
         ).read_bytes()
+
+
+def _export_running() -> bool:
+    return any(thread.name == "publish-prestage" for thread in threading.enumerate())
+
+
+def test_a_publication_failing_while_the_export_runs_leaves_the_old_one_and_no_files(tmp_path):
+    """publish takes the new file before the facts' Parquet is done: when it fails then, the
+    previous publication stays as it was, the export is stopped and its files are gone."""
+    paths = HomePaths(tmp_path)
+    con = _warehouse(tmp_path, 2_000_000)
+    _publish(con, paths, "run1")
+    before = _checksums(paths.published)
+
+    prestage.start(paths, "gate-run")
+    with pytest.raises(duckdb.CatalogException):
+        publish_marts(
+            con,
+            paths,
+            "run2",
+            [*TABLES, "no_such_table"],
+            data_through=None,
+            git_revision="abc",
+            config_hash="cfg",
+            prestaged=prestage.claim(paths),
+        )
+    con.close()
+    assert not _export_running()
+    assert _checksums(paths.published) == before
+    assert _pending(paths) == []
+
+
+def test_publish_writes_the_facts_parquet_itself_when_the_export_fails(tmp_path, monkeypatch):
+    direct, early = HomePaths(tmp_path / "direct"), HomePaths(tmp_path / "early")
+    write_parquet = write_audit_publish.write_parquet
+
+    def failing_export(con, catalog, table, target):
+        if catalog != "pub":  # the background export's own copy
+            raise OSError("disk full")
+        write_parquet(con, catalog, table, target)
+
+    monkeypatch.setattr(write_audit_publish, "write_parquet", failing_export)
+    for paths in (direct, early):
+        paths.home.mkdir()
+        con = _warehouse(paths.home, 50_000)
+        if paths is early:
+            prestage.start(early, "gate-run")
+        result = _publish(con, paths, "run1", prestage.claim(paths))
+        con.close()
+        assert result.prestaged is (paths is early)
+        assert _pending(paths) == []
+
+    assert _published_rows(early) == _published_rows(direct)
+    assert (early.published_parquet / "facts.parquet").read_bytes() == (
+        direct.published_parquet / "facts.parquet"
+    ).read_bytes()
 
 
 def test_a_prestage_of_facts_rebuilt_since_is_not_published(tmp_path):

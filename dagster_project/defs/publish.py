@@ -30,19 +30,25 @@ def published_analytics(
     policy = settings().publish
     # the facts' copy and Parquet, if the marts gate started them in the background
     prestaged = prestage.claim(warehouse.paths)
-    with warehouse.connect() as con:
-        result = publish_marts(
-            con,
-            warehouse.paths,
-            context.run_id,
-            PUBLISHED_TABLES,
-            data_through=as_of_for_run(con, context.run_id),
-            git_revision=git_revision(),
-            config_hash=config_hash(),
-            storage_version=policy.storage_version,
-            keep_parquet_generations=policy.keep_parquet_generations,
-            prestaged=prestaged,
-        )
+    try:
+        with warehouse.connect() as con:
+            result = publish_marts(
+                con,
+                warehouse.paths,
+                context.run_id,
+                PUBLISHED_TABLES,
+                data_through=as_of_for_run(con, context.run_id),
+                git_revision=git_revision(),
+                config_hash=config_hash(),
+                storage_version=policy.storage_version,
+                keep_parquet_generations=policy.keep_parquet_generations,
+                prestaged=prestaged,
+            )
+    finally:
+        if prestaged:
+            # its export may still run: stopped, and its files removed, if publish_marts was
+            # never reached (it discards them itself; a second discard does nothing)
+            prestaged.discard()
     if result.fact_store_unused_because:
         context.log.warning(
             f"every table encoded again: {result.fact_store_unused_because} "

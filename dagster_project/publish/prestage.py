@@ -4,17 +4,22 @@ Once the fact store's tables (dagster_project/fact_store.py: the 20M order lines
 their blocking checks, nothing later in a run writes the store. The part of publication that
 depends on it alone, the byte copy that starts the new file and the Parquet export of the facts
 (~24 CPU-s at 100k), then runs in a thread of this process beside segmentation and the small
-steps after it, which leave one of the two cores mostly idle. The publish step takes the result
-(`claim`) and does the rest as before (small tables, audit, swap); when there is nothing to take
-(publication materialised alone, steps in other processes, a fact store rebuilt since), it does
-everything itself.
+steps after it, which leave one of the two cores mostly idle. The publish step takes the new
+file as soon as the copy is done (`claim`) and writes the small tables into it while the export
+may still run; it takes the facts' Parquet last. When there is nothing to take (publication
+materialised alone, steps in other processes, a fact store rebuilt since), it does everything
+itself.
+
+The export reads a second copy of its own (`.source.duckdb`, removed when it ends): publish
+writes the first one meanwhile, and a DuckDB file is opened by one database instance at a time.
 
 Write-audit-publish is unchanged for readers: the thread writes only pending files in
 published/ (`.prestaged.<run>.*`), which no reader opens, and publish takes them over only if
 the fact store is still the one they were made from. Pending files nobody claims are removed:
 by the gate step that blocks (the thread is stopped first), at the exit of the process (atexit),
 or, if the process ended without that (killed; `segments run` leaves with os._exit), by the
-quality gate steps of the next run in the home.
+quality gate steps of the next run in the home. Files publish claimed are its to remove: it
+stops the export and removes what it did not move into the publication (Prestaged.discard).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -49,20 +54,33 @@ def _fingerprint(path: Path) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class Prestaged:
-    """A finished prestage: the new publication's first file and the facts' Parquet files."""
+    """The new publication's first file, complete: a byte copy of the fact store, constraints
+    dropped like publish does. The facts' Parquet export may still be running (`parquet`)."""
 
-    database: Path  # byte copy of the fact store, constraints dropped like publish does
-    parquet: dict[str, Path]  # published table name -> its Parquet file
+    database: Path
+    tables: frozenset[str]  # the published tables it holds
     source: tuple[int, int, int]  # _fingerprint of the fact store it was copied from
+    _export: _Prestage = field(repr=False, compare=False)
 
     def matches(self, fact_store: Path, tables: set[str]) -> bool:
         """True if made from the fact store as it is now, holding exactly `tables`."""
-        return set(self.parquet) == tables and _fingerprint(fact_store) == self.source
+        return self.tables == tables and _fingerprint(fact_store) == self.source
+
+    def parquet(self) -> dict[str, Path]:
+        """Wait for the facts' Parquet export: table name -> its finished file. Empty if the
+        export failed (said in the log): the caller then writes them itself."""
+        export = self._export
+        export.thread.join()
+        if export.error is not None:
+            get_dagster_logger().warning(
+                f"publication's background Parquet export failed, publish does it: {export.error!r}"
+            )
+            return {}
+        return dict(export.parquet)
 
     def discard(self) -> None:
-        _remove(self.database)
-        if self.parquet:
-            _remove(next(iter(self.parquet.values())).parent)
+        """Stop the export and remove every file not moved into the publication."""
+        self._export.stop()
 
 
 def _remove(path: Path) -> None:
@@ -73,14 +91,22 @@ def _remove(path: Path) -> None:
         Path(f"{path}.wal").unlink(missing_ok=True)
 
 
+class _StoppedError(RuntimeError):
+    pass
+
+
 class _Prestage:
-    """One background export of a home's fact store (its thread owns its pending files)."""
+    """One background export of a home's fact store (its thread owns its pending files until
+    publish claims the database)."""
 
     def __init__(self, paths: HomePaths, run_id: str):
         self.store = fact_store_path(paths.warehouse)
         self.database = paths.published / f"{PENDING_PREFIX}{run_id}.duckdb"
+        self.export_source = paths.published / f"{PENDING_PREFIX}{run_id}.source.duckdb"
         self.parquet_dir = paths.published / f"{PENDING_PREFIX}{run_id}.parquet"
-        self.result: Prestaged | None = None
+        self.handover: Prestaged | None = None  # set once `database` is complete
+        self.handover_decided = threading.Event()  # handover set, or the export failed first
+        self.parquet: dict[str, Path] = {}  # published table name -> its finished Parquet file
         self.error: BaseException | None = None
         self._con: duckdb.DuckDBPyConnection | None = None
         self._stopped = False
@@ -89,22 +115,40 @@ class _Prestage:
         self.thread = threading.Thread(target=self._run, name="publish-prestage", daemon=True)
 
     def owns(self, path: Path) -> bool:
-        return path in (self.database, self.parquet_dir, Path(f"{self.database}.wal"))
+        return path in (
+            self.database,
+            Path(f"{self.database}.wal"),
+            self.export_source,
+            Path(f"{self.export_source}.wal"),
+            self.parquet_dir,
+        )
 
     def _run(self) -> None:
         if sys.platform == "linux":
             # Lowest CPU priority for this thread and the DuckDB threads it starts (Linux keeps
             # a nice value per thread, inherited): the export takes only the CPU the steps leave
-            # idle instead of slowing them down; what is left is done while publish waits.
+            # idle instead of slowing them down, publish's own work included.
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
         try:
-            self.result = self._export()
-        except BaseException as exc:  # publish then does the export itself and says why
+            self._export()
+        except BaseException as exc:  # publish then does the rest itself and says why
             self.error = exc
-            _remove(self.database)
+            self.parquet = {}
+            if self.handover is None:
+                _remove(self.database)
             _remove(self.parquet_dir)
+        finally:
+            _remove(self.export_source)
+            self.handover_decided.set()
 
-    def _export(self) -> Prestaged:
+    def _checked(self) -> duckdb.DuckDBPyConnection:
+        """The export's connection, or _StoppedError once stop() was called."""
+        with self._lock:
+            if self._stopped or self._con is None:
+                raise _StoppedError("stopped")
+            return self._con
+
+    def _export(self) -> None:
         from dagster_project.publish.write_audit_publish import drop_not_null, write_parquet
         from dagster_project.warehouse import duckdb_config
 
@@ -115,15 +159,15 @@ class _Prestage:
         shutil.copyfile(self.store, self.database)
         if _fingerprint(self.store) != source:
             raise RuntimeError("the fact store changed while it was copied")
-        # A connection of its own, on the copy only: the warehouse stays free for the steps.
+        # A connection of its own, on the copies only: the warehouse stays free for the steps.
         con = duckdb.connect(config=duckdb_config())
         with self._lock:
             if self._stopped:
                 con.close()
-                raise RuntimeError("stopped")
+                raise _StoppedError("stopped")
             self._con = con
         try:
-            con.execute(f"attach '{self.database}' as pub")
+            self._checked().execute(f"attach '{self.database}' as pub")
             tables = {
                 name
                 for (name,) in con.execute(
@@ -131,28 +175,38 @@ class _Prestage:
                     "where database_name = 'pub' and schema_name = 'main'"
                 ).fetchall()
             }
-            drop_not_null(con, "pub", tables)
+            drop_not_null(self._checked(), "pub", tables)
+            # detach writes everything into the file: it alone is then the whole database
+            self._checked().execute("detach pub")
+            shutil.copyfile(self.database, self.export_source)
+            self.handover = Prestaged(self.database, frozenset(tables), source, self)
+            self.handover_decided.set()
+
+            self._checked().execute(f"attach '{self.export_source}' as facts (read_only)")
             self.parquet_dir.mkdir()
-            parquet = {}
             for table in sorted(tables):
-                parquet[table] = self.parquet_dir / f"{table}.parquet"
-                write_parquet(con, "pub", table, parquet[table])
-            con.execute("detach pub")
+                target = self.parquet_dir / f"{table}.parquet"
+                write_parquet(self._checked(), "facts", table, target)
+                self.parquet[table] = target
+            con.execute("detach facts")
         finally:
             with self._lock:
                 self._con = None
             con.close()
-        return Prestaged(self.database, parquet, source)
 
     def stop(self) -> None:
-        """Interrupt the export (a query stops at once), wait for the thread, remove its files."""
+        """Interrupt the export (a query stops at once), wait for the thread, remove its files
+        (the database too, unless publish moved it away)."""
         with self._lock:
             self._stopped = True
-            if self._con is not None:
-                self._con.interrupt()
-        self.thread.join()
-        if self.result is not None:
-            self.result.discard()
+        while self.thread.is_alive():
+            # again until the thread ends: an interrupt between two queries is lost
+            with self._lock:
+                if self._con is not None:
+                    self._con.interrupt()
+            self.thread.join(0.05)
+        for path in (self.database, self.export_source, self.parquet_dir):
+            _remove(path)
 
 
 _prestages: dict[Path, _Prestage] = {}  # by published folder: one a home
@@ -206,20 +260,22 @@ def stop(paths: HomePaths) -> None:
 
 
 def claim(paths: HomePaths) -> Prestaged | None:
-    """The publish step's join: wait for the home's prestage and hand over its files (the
-    caller moves them into the publication or discards them), or None if there is none or it
+    """The publish step's join: wait until the home's prestage has its database complete and
+    hand it over (the caller moves it into the publication, takes the Parquet files with
+    `Prestaged.parquet` and must end with `Prestaged.discard`), or None if there is none or it
     failed (then said in the log). Stale pending files of the home are removed either way."""
     with _registry_lock:
         prestage = _prestages.pop(paths.published.resolve(), None)
         discard_pending(paths, keep=prestage)
     if prestage is None:
         return None
-    prestage.thread.join()
-    if prestage.error is not None:
+    prestage.handover_decided.wait()
+    if prestage.handover is None:
+        prestage.stop()
         get_dagster_logger().warning(
             f"publication's background fact export failed, publish does it: {prestage.error!r}"
         )
-    return prestage.result
+    return prestage.handover
 
 
 def discard_pending(paths: HomePaths, keep: _Prestage | None = None) -> None:

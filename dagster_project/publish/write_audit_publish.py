@@ -12,8 +12,9 @@ The 20M-row facts are not encoded again: dbt built them into the fact store
 published tables under their published names, so the new file starts as a byte copy of it and
 only the other (small) tables are written. When the store does not qualify (another storage
 version, free blocks, a table not published, a warehouse from before the store) every table is
-copied as before, and the result says why. The copy and the facts' Parquet are usually done
-already, in the background while segmentation ran (publish/prestage.py): then they are taken over.
+copied as before, and the result says why. The copy is usually made already, in the background
+while segmentation ran (publish/prestage.py), and taken over: the small tables are written into
+it while the facts' Parquet export there may still be finishing, and its file is taken last.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def publish_marts(
     prestaged: Prestaged | None = None,
 ) -> PublishResult:
     """Copy `tables` ('schema.table' in the warehouse) into a new publication and swap it in.
-    `prestaged`: the fact store's copy and Parquet made ahead (publish/prestage.py); taken over
-    if made from the fact store as it is now, else removed and done here."""
+    `prestaged`: the fact store's copy made ahead, its Parquet export perhaps still running
+    (publish/prestage.py); taken over if made from the fact store as it is now, else removed and
+    done here. Either way it is discarded (export stopped, leftovers removed) before returning."""
     published_at = dt.datetime.now(dt.UTC)
     paths.published.mkdir(parents=True, exist_ok=True)
     staging_file = paths.published / f".analytics.{run_id}.duckdb"
@@ -145,10 +147,16 @@ def publish_marts(
         if parquet_dir.exists():
             shutil.rmtree(parquet_dir)
         parquet_dir.mkdir(parents=True)
+        # The prestaged tables last: their export may still be running in the background.
+        exported_later = set(prestaged.tables) if prestaged else set()
         for table in [*row_counts, "publish_log"]:
+            if table not in exported_later:
+                write_parquet(con, "pub", table, parquet_dir / f"{table}.parquet")
+        exported = prestaged.parquet() if prestaged else {}
+        for table in sorted(exported_later):
             target = parquet_dir / f"{table}.parquet"
-            if prestaged and table in prestaged.parquet:
-                os.replace(prestaged.parquet[table], target)
+            if table in exported:
+                os.replace(exported[table], target)
             else:
                 write_parquet(con, "pub", table, target)
     except BaseException:
@@ -157,7 +165,7 @@ def publish_marts(
         raise
     finally:
         if prestaged:
-            prestaged.discard()  # what was not moved into the publication
+            prestaged.discard()  # stops the export; removes what was not moved into the publication
     con.execute("detach pub")
 
     # Publish: two atomic renames. The DuckDB file is the primary contract, Parquet follows.
