@@ -22,7 +22,7 @@ from dagster_project.segmentation.industry import (
     name_words,
 )
 from dagster_project.segmentation.service_tier import assign_service_tier
-from dagster_project.segmentation.settings import IndustrySettings, SegmentationSettings
+from dagster_project.segmentation.settings import NameInference, SegmentationSettings
 from dagster_project.segmentation.value_profile import (
     ValueProfileInputs,
     ValueProfiles,
@@ -109,17 +109,64 @@ def _linked_crm_accounts(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> pd.D
     ).df()
 
 
-def _record_names(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def _non_ascii_record_names(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         "select customer_id, record_name from intermediate.int_customer_source_records "
-        "where customer_id is not null order by source_system, source_id"
+        "where customer_id is not null and strlen(record_name) <> length(record_name) "
+        "order by source_system, source_id"
     ).df()
 
 
+# industry.name_words of the ASCII names, in SQL (DuckDB's threads, no Python per name): for
+# ASCII text upper() and the regex classes are the same as Python's, and no accents are to
+# be dropped. Distinct (customer, word) pairs sorted as text, as name_words returns them.
+NAME_WORDS_SQL = """
+with ascii_names as (
+    select customer_id, upper(record_name) as name
+    from intermediate.int_customer_source_records
+    where customer_id is not null and strlen(record_name) = length(record_name)
+),
+found as (
+    select customer_id, unnest(regexp_extract_all(name, '[0-9A-Z]{{{min_length},}}')) as word
+    from ascii_names
+),
+words as (
+    select customer_id, word from found where not regexp_full_match(word, '[0-9]+')
+),
+pairs as (
+    select customer_id, word from words
+    union all
+    select customer_id, left(word, {stem_length}) || '~' from words
+    where {stem_length} > 0 and length(word) > {stem_length}
+    union all
+    select customer_id, word from other_name_words
+)
+select distinct customer_id, word from pairs order by customer_id, word
+"""
+
+
+def _name_words(con: duckdb.DuckDBPyConnection, min_length: int, stem_length: int) -> pd.DataFrame:
+    """industry.name_words of every customer's record names: the ASCII names (nearly all) in
+    SQL, the others (accents to drop) through name_words itself; the same pairs, same order."""
+    others = name_words(_non_ascii_record_names(con), min_length, stem_length)
+    con.register("other_name_words", others)
+    try:
+        sql = NAME_WORDS_SQL.format(
+            min_length=max(int(min_length), 1), stem_length=int(stem_length)
+        )
+        return con.execute(sql).df()
+    finally:
+        con.unregister("other_name_words")
+
+
 def _legacy_labels(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The mapped legacy labels (the others add no evidence: legacy_evidence), with the columns
+    the industry assignment reads."""
     return con.execute(
-        "select * from intermediate.int_customer_legacy_labels_mapped "
-        "where customer_id is not null order by source_system, source_id, label_field"
+        "select customer_id, source_system, source_id, label_field, label, is_deleted, segment, "
+        "sub_segment, mapping_status from intermediate.int_customer_legacy_labels_mapped "
+        "where customer_id is not null and mapping_status = 'mapped' "
+        "order by source_system, source_id, label_field"
     ).df()
 
 
@@ -167,7 +214,7 @@ class _Reads:
     The buy-till-you-die features (every order line aggregated) come last: needed last."""
 
     crm_accounts: Future[pd.DataFrame]
-    record_names: Future[pd.DataFrame]
+    name_words: Future[pd.DataFrame]
     legacy_labels: Future[pd.DataFrame]
     purchases: Future[pd.DataFrame]
     ratings: Future[pd.DataFrame]
@@ -176,11 +223,14 @@ class _Reads:
 
 
 def _start_reads(
-    background: ThreadPoolExecutor, cursor: duckdb.DuckDBPyConnection, as_of: dt.date
+    background: ThreadPoolExecutor,
+    cursor: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    names: NameInference,
 ) -> _Reads:
     return _Reads(
         crm_accounts=background.submit(_linked_crm_accounts, cursor, as_of),
-        record_names=background.submit(_record_names, cursor),
+        name_words=background.submit(_name_words, cursor, names.min_word_length, names.stem_length),
         legacy_labels=background.submit(_legacy_labels, cursor),
         purchases=background.submit(_purchases, cursor, as_of),
         ratings=background.submit(_ratings, cursor, as_of),
@@ -205,7 +255,6 @@ def _value_profile_inputs(reads: _Reads, peers: pd.DataFrame) -> ValueProfileInp
 def _industry_inputs(
     con: duckdb.DuckDBPyConnection,
     reads: _Reads,
-    rules: IndustrySettings,
     flags: list[str],
     overrides: pd.DataFrame,
 ) -> IndustryInputs:
@@ -223,17 +272,12 @@ def _industry_inputs(
     crm_accounts = reads.crm_accounts.result()
     filled = crm_accounts["segment"].notna() | crm_accounts["sub_segment"].notna()
     picklists = crm_accounts.loc[filled, PICKLIST_COLUMNS].reset_index(drop=True)
-    words = name_words(
-        reads.record_names.result(),
-        rules.inference.names.min_word_length,
-        rules.inference.names.stem_length,
-    )
     return IndustryInputs(
         customers=customers,
         picklists=picklists,
         legacy_labels=reads.legacy_labels.result(),
         purchases=reads.purchases.result(),
-        name_words=words,
+        name_words=reads.name_words.result(),
         overrides=overrides,
     )
 
@@ -256,7 +300,7 @@ def run_segmentation(
     cursor = con.cursor()
     try:
         with ThreadPoolExecutor(max_workers=1) as background:
-            reads = _start_reads(background, cursor, as_of)
+            reads = _start_reads(background, cursor, as_of, settings.industry.inference.names)
             service_tier = assign_service_tier(features, settings.service_tier, version, as_of)
             on_table("customer_service_tier", service_tier)
             crm = _crm_dimensions(con, reads, as_of, settings, seeds_dir, on_table)
@@ -336,7 +380,7 @@ def _crm_dimensions(
             ]
         )
     )
-    industry_inputs = _industry_inputs(con, reads, settings.industry, flags, overrides)
+    industry_inputs = _industry_inputs(con, reads, flags, overrides)
     industry = assign_industry_segments(
         industry_inputs, taxonomy, settings.industry, version, as_of
     )

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.segmentation.clv_model import ClvFit, predict_clv
-from dagster_project.segmentation.explain import inputs_json_rows, reason_text, stamp
+from dagster_project.segmentation.explain import inputs_json_rows, stamp
 from dagster_project.segmentation.settings import CustomerValueSettings
 
 BTYD_SQL = """
@@ -39,21 +39,25 @@ purchase_days as (
     where order_value > 0
     group by customer_id, order_date
 ),
-ranked as (
-    select *, row_number() over (partition by customer_id order by purchase_day) as day_no
+first_days as (
+    select customer_id, min(purchase_day) as first_purchase_day
     from purchase_days
+    group by customer_id
 )
+-- repeat days: after the customer's first (a join on the first day costs less than numbering
+-- the days in a window; day values are exact decimals, so the averages do not change)
 select
     customer_id,
     count(*) - 1 as frequency,
     date_diff('day', min(purchase_day), max(purchase_day)) as recency_days,
     date_diff('day', min(purchase_day), $as_of) as t_days,
-    avg(case when day_no > 1 then day_value end) as monetary_value,
+    avg(case when purchase_day > first_purchase_day then day_value end) as monetary_value,
     date_diff('day', max(purchase_day), $as_of) as days_since_last_purchase,
     avg(day_value) as mean_purchase_day_value,
     min(purchase_day) as first_purchase_day,
     max(purchase_day) as last_purchase_day
-from ranked
+from purchase_days
+inner join first_days using (customer_id)
 group by customer_id
 order by customer_id
 """
@@ -171,10 +175,14 @@ def assign_customer_value(
         ["CV.CLV_MODEL_NOT_FITTED", "CV.SINGLE_PURCHASE_DAY"],
         "",
     )
-    reasons = [
-        reason_text([r if p else "CV.NO_PURCHASE_DAYS", z, *([e] if e else [])])
-        for r, p, z, e in zip(rfm, has_purchases, size_code, extra, strict=True)
-    ]
+    # RFM code (or CV.NO_PURCHASE_DAYS);size code[;extra code], ';'-joined whole columns at once
+    extra = extra.astype(object)
+    reasons = (
+        np.where(has_purchases, rfm, "CV.NO_PURCHASE_DAYS").astype(object)
+        + ";"
+        + size_code
+        + np.where(extra != "", ";" + extra, "").astype(object)
+    ).tolist()
     inputs = inputs_json_rows(
         {
             "first_purchase_day": frame["first_purchase_day"],

@@ -138,9 +138,10 @@ class IndustryInputs:
     picklists: customer_id, account_id, segment, sub_segment, last_modified_at, is_deleted (CRM
         accounts with the new picklist fields).
     legacy_labels: int_customer_legacy_labels_mapped (customer_id, source_system, source_id,
-        label_field, label, segment, sub_segment, mapping_status, is_deleted).
+        label_field, label, segment, sub_segment, mapping_status, is_deleted); only the rows
+        with mapping_status "mapped" count (assign.py reads only those).
     purchases: customer_id, product_line, order_lines (non-credit order lines per product line).
-    name_words: customer_id, word (distinct words of the customer's record names).
+    name_words: customer_id, word (name_words() of the customer's record names).
     overrides: seeds/segment_overrides.csv.
     """
 
@@ -969,10 +970,14 @@ def _top_texts(points: np.ndarray, names: np.ndarray, n: int = 3) -> np.ndarray:
     top = np.take_along_axis(top, np.argsort(name_rank[top], axis=1, kind="stable"), axis=1)
     values = np.take_along_axis(points, top, axis=1)
     encoded = np.array([json_text(str(v)) for v in names], dtype=object)
+    # each distinct value (told apart by its bits) rounded and written once
+    codes, distinct = pd.factorize(values.reshape(-1).view(np.int64))
+    numbers = np.array(
+        [json_number(round(v, 3)) for v in distinct.view(np.float64).tolist()], dtype=object
+    )[codes].reshape(values.shape)
     text = np.full(len(points), "{", dtype=object)
     for j in range(top.shape[1]):
-        number = np.array([json_number(round(v, 3)) for v in values[:, j].tolist()], dtype=object)
-        text = text + ("" if j == 0 else ", ") + encoded[top[:, j]] + ": " + number
+        text = text + ("" if j == 0 else ", ") + encoded[top[:, j]] + ": " + numbers[:, j]
     return text + "}"
 
 
