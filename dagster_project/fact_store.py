@@ -13,6 +13,9 @@ never with other data. dbt attaches it through profiles.yml, which derives the s
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -53,6 +56,17 @@ def attach_fact_store(
         options = ""
     con.execute(f"attach if not exists '{path}' as {CATALOG}{options}")
     return True
+
+
+def copy_open_database(source: Path, target: Path) -> None:
+    """Byte copy of a DuckDB file this process has open (the fact store), keeping DuckDB's lock
+    on it. The lock is a POSIX record lock, which the kernel drops when the process closes any
+    descriptor of the file: a copy made here (shutil) would let another process open the store
+    read-write for the rest of the run. A child process's descriptors do not count."""
+    if os.name == "posix":
+        subprocess.run(["cp", "--", str(source), str(target)], check=True, capture_output=True)
+    else:  # Windows locks the file itself; reading it does not release that
+        shutil.copyfile(source, target)
 
 
 def discard_fact_store(database: Path | str) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
+import duckdb
 import jinja2
 import yaml
 from dagster import AssetKey
 
 from dagster_project.fact_store import (
     CATALOG,
+    copy_open_database,
     fact_store_path,
     reset_before_rebuild,
     views_over_fact_store,
@@ -118,3 +122,25 @@ def test_the_store_starts_empty_when_its_facts_are_rebuilt(tmp_path):
     )
     con.close()
     assert store.stat().st_size < size_before
+
+
+def test_copying_the_open_fact_store_keeps_other_writers_out(tmp_path):
+    """Publication copies the store while the run holds it open: no other process may then
+    open it for writing (the copy must not release DuckDB's lock on it)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = connect(warehouse)
+    con.execute(f"create table {CATALOG}.main.facts as select 1 as line")
+    con.execute(f"checkpoint {CATALOG}")
+    store, copy = fact_store_path(warehouse), tmp_path / "copy.duckdb"
+    copy_open_database(store, copy)
+    other_writer = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(store)!r})"],
+        capture_output=True,
+        text=True,
+    )
+    con.close()
+    assert other_writer.returncode != 0
+    assert "lock" in other_writer.stderr.lower()
+    reader = duckdb.connect(str(copy), read_only=True)
+    assert reader.execute("select line from facts").fetchall() == [(1,)]
+    reader.close()

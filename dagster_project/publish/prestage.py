@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 from dagster import AssetKey, get_dagster_logger
 
-from dagster_project.fact_store import fact_store_asset_keys, fact_store_path
+from dagster_project.fact_store import copy_open_database, fact_store_asset_keys, fact_store_path
 from dagster_project.paths import HomePaths
 
 PENDING_PREFIX = ".prestaged."
@@ -156,7 +156,7 @@ class _Prestage:
             raise RuntimeError("the fact store has a WAL: its file alone is not the whole store")
         source = _fingerprint(self.store)
         self.database.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self.store, self.database)
+        copy_open_database(self.store, self.database)
         if _fingerprint(self.store) != source:
             raise RuntimeError("the fact store changed while it was copied")
         # A connection of its own, on the copies only: the warehouse stays free for the steps.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from dagster_project.fact_store import CATALOG as FACT_STORE
-from dagster_project.fact_store import views_over_fact_store
+from dagster_project.fact_store import copy_open_database, views_over_fact_store
 from dagster_project.paths import HomePaths
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def publish_marts(
             os.replace(prestaged.database, staging_file)
             con.execute(f"attach '{staging_file}' as pub")
         elif stored:
-            shutil.copyfile(_database_file(con, FACT_STORE), staging_file)
+            copy_open_database(_database_file(con, FACT_STORE), staging_file)
             con.execute(f"attach '{staging_file}' as pub")
             drop_not_null(con, "pub", stored)
         else:
