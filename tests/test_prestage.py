@@ -84,7 +84,9 @@ def _published_rows(paths: HomePaths) -> dict[str, list]:
         reader.close()
 
 
-def test_publish_takes_over_the_prestaged_facts_and_publishes_the_same(tmp_path):
+def _publish_directly_and_prestaged(tmp_path) -> tuple[HomePaths, HomePaths]:
+    """The same warehouse published twice: without a prestage, and with one started first (as
+    the marts gate does). Both leave no pending files and publish the same rows."""
     direct, early = HomePaths(tmp_path / "direct"), HomePaths(tmp_path / "early")
     for paths in (direct, early):
         paths.home.mkdir()
@@ -96,8 +98,12 @@ def test_publish_takes_over_the_prestaged_facts_and_publishes_the_same(tmp_path)
         assert result.prestaged is (paths is early)
         assert result.from_fact_store == ["facts"]
         assert _pending(paths) == []
-
     assert _published_rows(early) == _published_rows(direct)
+    return direct, early
+
+
+def test_publish_takes_over_the_prestaged_facts_and_publishes_the_same(tmp_path):
+    direct, early = _publish_directly_and_prestaged(tmp_path)
     for table in ("facts", "dim_customer"):
         assert (early.published_parquet / f"{table}.parquet").read_bytes() == (
             direct.published_parquet / f"{table}.parquet"
@@ -135,7 +141,6 @@ def test_a_publication_failing_while_the_export_runs_leaves_the_old_one_and_no_f
 
 
 def test_publish_writes_the_facts_parquet_itself_when_the_export_fails(tmp_path, monkeypatch):
-    direct, early = HomePaths(tmp_path / "direct"), HomePaths(tmp_path / "early")
     write_parquet = write_audit_publish.write_parquet
 
     def failing_export(con, catalog, table, target):
@@ -144,17 +149,7 @@ def test_publish_writes_the_facts_parquet_itself_when_the_export_fails(tmp_path,
         write_parquet(con, catalog, table, target)
 
     monkeypatch.setattr(write_audit_publish, "write_parquet", failing_export)
-    for paths in (direct, early):
-        paths.home.mkdir()
-        con = _warehouse(paths.home, 50_000)
-        if paths is early:
-            prestage.start(early, "gate-run")
-        result = _publish(con, paths, "run1", prestage.claim(paths))
-        con.close()
-        assert result.prestaged is (paths is early)
-        assert _pending(paths) == []
-
-    assert _published_rows(early) == _published_rows(direct)
+    direct, early = _publish_directly_and_prestaged(tmp_path)
     assert (early.published_parquet / "facts.parquet").read_bytes() == (
         direct.published_parquet / "facts.parquet"
     ).read_bytes()
