@@ -30,12 +30,12 @@ def _warehouse(tmp_path, customers: int):
     return con
 
 
-def _publish(con, paths, run_id):
+def _publish(con, paths, run_id, tables=("dim_customer", "kpi")):
     return publish_marts(
         con,
         paths,
         run_id,
-        ["dim_customer", "kpi"],
+        list(tables),
         data_through=dt.date(2025, 12, 31),
         git_revision="abc",
         config_hash="cfg",
@@ -165,15 +165,7 @@ def _warehouse_with_fact_store(tmp_path, lines: int):
 
 
 def _publish_with_facts(con, paths, run_id):
-    return publish_marts(
-        con,
-        paths,
-        run_id,
-        ["dim_customer", "marts.facts"],
-        data_through=None,
-        git_revision="abc",
-        config_hash="cfg",
-    )
+    return _publish(con, paths, run_id, tables=("dim_customer", "marts.facts"))
 
 
 def test_facts_are_published_from_a_copy_of_the_fact_store(tmp_path):
