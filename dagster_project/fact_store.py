@@ -100,13 +100,16 @@ def warehouse_relation(node: dict) -> tuple[str, str]:
     return node["schema"], node.get("alias") or node["name"]
 
 
-def views_over_fact_store(con: duckdb.DuckDBPyConnection, catalog: str) -> set[tuple[str, str]]:
-    """(schema, name) of the views in `catalog` that read the fact store (marts.fct_order_lines
-    in the warehouse): they resolve only where a fact store is attached."""
+def views_over_fact_store(
+    con: duckdb.DuckDBPyConnection, catalog: str | None = None
+) -> set[tuple[str, str]]:
+    """(schema, name) of the views in `catalog` (default: the connection's own database, the
+    warehouse) that read the fact store (marts.fct_order_lines): they resolve only where a fact
+    store is attached."""
     return set(
         con.execute(
             "select schema_name, view_name from duckdb_views() "
-            "where database_name = ? and sql ilike ?",
+            "where database_name = coalesce(?, current_database()) and sql ilike ?",
             [catalog, f"%{CATALOG}.%"],
         ).fetchall()
     )

@@ -79,6 +79,7 @@ def test_every_warehouse_connection_sees_the_facts_view(tmp_path):
     con.execute("create schema marts")
     con.execute(f"create view marts.facts as select * from {CATALOG}.main.facts")
     assert views_over_fact_store(con, "warehouse") == {("marts", "facts")}
+    assert views_over_fact_store(con) == {("marts", "facts")}  # the connection's own database
     con.close()
     reader = connect(warehouse, read_only=True)
     assert reader.execute("select count(*) from marts.facts").fetchone()[0] == 1

@@ -214,8 +214,7 @@ def stage_rows(warehouse: Path, published: Path | None) -> dict[str, int]:
             " where table_type = 'BASE TABLE' and table_catalog = current_database()"
         ).fetchall()
         # the facts are a view over the fact store (dagster_project/fact_store.py)
-        warehouse_catalog = con.execute("select current_database()").fetchall()[0][0]
-        tables += sorted(views_over_fact_store(con, warehouse_catalog))
+        tables += sorted(views_over_fact_store(con))
         for schema, name in tables:
             if schema == "raw" and name in ("rejects", "load_log", "ingest_findings"):
                 continue

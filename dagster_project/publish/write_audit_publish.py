@@ -234,7 +234,7 @@ def _fact_store_tables(
     ).fetchall()
     if not held:
         return set(), "fact store is empty"
-    views = views_over_fact_store(con, con.execute("select current_database()").fetchall()[0][0])
+    views = views_over_fact_store(con)
     published = {published_name(s): tuple(_split(s)) for s in tables}
     for schema, name in held:
         if schema != "main" or name not in published or published[name] not in views:
