@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+import time
 from pathlib import Path
 
 import duckdb
@@ -20,6 +21,7 @@ import pytest
 
 from dagster_project.ingest import csv_stage, ingest_entity, ingest_landing, load_contract, validate
 from dagster_project.ingest import loader as loader_module
+from dagster_project.ingest import scan_ahead as scan_ahead_module
 from dagster_project.ingest.landing import list_extract_files
 from dagster_project.ingest.scan_ahead import ScanAhead, scan_ahead, scan_file
 
@@ -216,6 +218,38 @@ def test_scan_ahead_gives_what_an_inline_scan_gives_in_any_order(tmp_path, monke
         assert first.file_hash == scan_file(files[0]).file_hash and first.source is None
     with ScanAhead([(f, spec) for f in files], loaded=set()):
         pass  # closed with copies made and never asked for
+    assert list(scratch.iterdir()) == []
+
+
+def test_scan_ahead_keeps_at_most_copies_ahead_copies_on_disk(tmp_path, monkeypatch):
+    # Copies can be as large as their file: made ahead, they are bounded (disk space), and the
+    # next one is written as soon as ingest has read one.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    folder = tmp_path / "landing" / "crm" / "accounts"
+    folder.mkdir(parents=True)
+    header = "account_id,account_name,billing_country,employees,created_at,last_modified\n"
+    broken = 'A9,"broken,FI,1,2024-03-01T08:15:00Z,2024-03-01T08:15:00Z\nA10,x,FI,1,,\n'
+    for day in range(1, scan_ahead_module.COPIES_AHEAD + 3):
+        (folder / f"accounts_202401{day:02d}T000000.csv").write_text(header + broken)
+    spec = load_contract().entity("crm/accounts")
+    files, _ = list_extract_files(tmp_path / "landing", "crm", "accounts")
+
+    def copies_on_disk(expected: int) -> int:
+        for _ in range(100):  # the preparing thread writes them in the background
+            if len(list(scratch.iterdir())) >= expected:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # and would write more by now if it were allowed to
+        return len(list(scratch.iterdir()))
+
+    with ScanAhead([(f, spec) for f in files], loaded=set()) as scans:
+        assert copies_on_disk(scan_ahead_module.COPIES_AHEAD) == scan_ahead_module.COPIES_AHEAD
+        first = scans.scan(files[0])
+        assert first.source is not None and first.source.path != files[0]
+        first.release()  # read: the next file's copy may be written now
+        assert copies_on_disk(scan_ahead_module.COPIES_AHEAD) == scan_ahead_module.COPIES_AHEAD
     assert list(scratch.iterdir()) == []
 
 

@@ -10,8 +10,11 @@ while DuckDB loads the current one; ingest then takes each result when it gets t
 failed scan raises where ingest asks for that file, as an inline scan would; a failed
 preparation only means ingest prepares the file itself.
 
-At most one copy made ahead exists at a time (they can be as large as the file): the preparing
-thread waits until ingest has read the previous one before it writes the next.
+At most COPIES_AHEAD copies made ahead exist at a time (they can be as large as the file): the
+preparing thread waits until ingest has read the oldest one before it writes another. With a
+single copy, the copy of a large file (erp/order_lines at 100k companies: 1.2 GB) could only start
+once ingest had read the file before it, so ingest waited for it; two let it be written while
+ingest still loads the file before (ingest at 100k: 52.1 s -> 48.5 s).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from dagster_project.ingest.csv_stage import (
 from dagster_project.ingest.file_schema import match_columns
 from dagster_project.ingest.landing import ExtractFile, file_sha256, list_extract_files
 from dagster_project.ingest.raw_tables import ensure_bookkeeping_tables
+
+COPIES_AHEAD = 2  # copies for the bulk reader made ahead and not yet read, at most
 
 
 @dataclass
@@ -74,7 +79,7 @@ class ScanAhead:
     ) -> None:
         self._loaded = loaded
         self._closing = threading.Event()
-        self._copy_slot = threading.Semaphore(1)
+        self._copy_slot = threading.Semaphore(COPIES_AHEAD)
         self._scans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan-ahead")
         self._preps = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prepare-ahead")
         self._pending: dict[Path, tuple[Future[FileScan], Future[CsvSource | None] | None]] = {}
