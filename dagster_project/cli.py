@@ -165,9 +165,11 @@ def _exit(code: int) -> None:
         sys.exit(code)
     # os._exit skips atexit: a background publication export of a run that ended before its
     # publish step is stopped here, and its pending files removed
+    from dagster_project.ingest.scan_ahead import discard_early
     from dagster_project.publish.prestage import stop_all
 
     stop_all()
+    discard_early()  # a landing scan no ingest took over: its copies are removed
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
@@ -248,6 +250,10 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     set_dbt_environment(paths)
     _say(quiet, f"segments run: landing {landing}, home {paths.home}")
     prepare_manifest(in_background=True)  # a new home's parse overlaps ingest
+    from dagster_project.ingest import load_contract
+    from dagster_project.ingest.scan_ahead import start_early
+
+    start_early(landing, paths.warehouse, load_contract())  # overlaps the Dagster start-up
 
     from dagster_project.dagster_instance import history_kept_open
     from dagster_project.definitions import defs  # after the environment is set

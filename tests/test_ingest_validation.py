@@ -23,6 +23,7 @@ from dagster_project.ingest import csv_stage, ingest_entity, ingest_landing, loa
 from dagster_project.ingest import loader as loader_module
 from dagster_project.ingest import scan_ahead as scan_ahead_module
 from dagster_project.ingest.landing import list_extract_files
+from dagster_project.ingest.raw_tables import ensure_raw_layer
 from dagster_project.ingest.scan_ahead import ScanAhead, scan_ahead, scan_file
 
 # --- sure patterns ------------------------------------------------------------------------------
@@ -280,6 +281,44 @@ def test_ingest_with_and_without_scan_ahead_is_identical(tmp_path):
         assert expected
         assert with_scans.execute(sql).fetchall() == expected
         assert landing_run.execute(sql).fetchall() == expected
+
+
+def test_ingest_takes_over_the_scan_the_run_started_early(tmp_path, monkeypatch):
+    # `segments run` starts scanning the landing folder before its Dagster start-up; the ingest
+    # step loads exactly what it would have loaded with its own scan, and leaves no copies.
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    landing = tmp_path / "landing"
+    _land_csv(landing)
+    _land_erp(landing)
+    contract = load_contract()
+    entities = list(contract.entities)
+    sql = "SELECT * EXCLUDE (loaded_at, run_id) FROM raw.load_log ORDER BY source_file"
+
+    own = duckdb.connect()
+    ingest_landing(own, landing, "run", contract)
+
+    early = duckdb.connect()
+    ensure_raw_layer(early, contract)
+    scan_ahead_module.start_early(landing, tmp_path / "no-warehouse-yet.duckdb", contract)
+    _, started = scan_ahead_module._started_early
+    with scan_ahead_module.scan_ahead_for_ingest(landing, entities, contract, early) as scans:
+        assert scans is started  # its work is used, not done again
+        for entity in entities:
+            ingest_entity(early, landing, entity, "run", contract, scans=scans)
+    assert early.execute(sql).fetchall() == own.execute(sql).fetchall()
+    assert early.execute("SELECT count(*) FROM raw.load_log").fetchall()[0][0] > 0
+    assert list(scratch.iterdir()) == []
+
+    # A scan started for another landing folder is stopped, its copies removed.
+    scan_ahead_module.start_early(landing, tmp_path / "no-warehouse-yet.duckdb", contract)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, started = scan_ahead_module._started_early
+    with scan_ahead_module.scan_ahead_for_ingest(other, entities, contract, duckdb.connect()) as s:
+        assert s is not started and scan_ahead_module._started_early is None
+    assert list(scratch.iterdir()) == []
 
 
 def test_a_failed_load_reports_its_own_error_not_the_aborted_transaction():

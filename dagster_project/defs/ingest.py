@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from dagster_project.ingest import ingest_entity, load_contract
-from dagster_project.ingest.scan_ahead import scan_ahead
+from dagster_project.ingest.scan_ahead import scan_ahead_for_ingest
 from dagster_project.resources import WarehouseResource
 from dagster_project.settings import settings
 
@@ -143,7 +143,10 @@ def raw_extracts(
     landing = landing_folder(warehouse)
     # The selected entities' files are hashed and scanned ahead, in a helper thread, while DuckDB
     # loads the files before them.
-    with warehouse.connect() as con, scan_ahead(landing, selected, load_contract(), con) as scans:
+    with (
+        warehouse.connect() as con,
+        scan_ahead_for_ingest(landing, selected, load_contract(), con) as scans,
+    ):
         for entity in selected:
             result = ingest_entity(con, landing, entity, context.run_id, scans=scans)
             for finding in result.findings:
