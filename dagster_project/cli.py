@@ -244,11 +244,15 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     _pipeline_ran = True
     from dagster import DagsterInstance
 
+    from dagster_project.transform.dbt_forkserver import DbtForkServer
     from dagster_project.transform.project import prepare_manifest, set_dbt_environment
 
     started = time.monotonic()
     set_dbt_environment(paths)
     _say(quiet, f"segments run: landing {landing}, home {paths.home}")
+    # dbt's imports, once for the run's dbt invocations (the parse below among them), on the
+    # core the run's start-up leaves idle
+    dbt_server = DbtForkServer.start(paths.home / "logs" / "dbt_forkserver.log")
     prepare_manifest(in_background=True)  # a new home's parse overlaps ingest
     from dagster_project.ingest import load_contract
     from dagster_project.ingest.scan_ahead import start_early
@@ -271,6 +275,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     log_file = paths.home / "logs" / "last_run.log"
     log_file.parent.mkdir(exist_ok=True)
     with (
+        dbt_server or contextlib.nullcontext(),
         history_kept_open(paths.dagster_home),
         open(log_file, "w", encoding="utf-8") as log,
         contextlib.redirect_stdout(log),

@@ -18,6 +18,7 @@ from dagster_project.as_of import resolve_as_of
 from dagster_project.fact_store import reset_before_rebuild
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run, record_as_of
+from dagster_project.transform.dbt_forkserver import LAUNCHER, dbt_command
 from dagster_project.transform.project import dbt_project, finish_dbt_parse
 from dagster_project.transform.translator import SegmentsDbtTranslator
 
@@ -95,7 +96,7 @@ class SegmentsDbtCliResource(DbtCliResource):
         run (a dbt process: ~1.5 s before the first dbt step may start); the venv's dbt is the
         dbt-core this interpreter has installed, so its version is known without asking. Another
         executable is asked as before. Guarded by tests/test_dbt_project.py."""
-        if Path(self.dbt_executable) == _VENV_DBT:
+        if Path(self.dbt_executable) in (_VENV_DBT, LAUNCHER):
             return version.parse(importlib.metadata.version("dbt-core"))
         return super()._cli_version
 
@@ -105,7 +106,6 @@ _VENV_DBT = Path(sys.executable).with_name("dbt")
 
 
 def dbt_resource() -> DbtCliResource:
-    return SegmentsDbtCliResource(
-        project_dir=dbt_project(),
-        dbt_executable=str(_VENV_DBT) if _VENV_DBT.exists() else "dbt",
-    )
+    # The venv's dbt through the run's fork server when there is one (`segments run`: dbt's
+    # imports paid once per run), else the venv's dbt itself.
+    return SegmentsDbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_command())

@@ -14,6 +14,7 @@ from pathlib import Path
 from dagster_dbt import DbtProject
 
 from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
+from dagster_project.transform.dbt_forkserver import dbt_command
 
 # What profiles.yml reads from the environment. dbt's partial parsing is only valid for the
 # profile it was parsed with, so the manifest is re-prepared when any of these change.
@@ -165,10 +166,10 @@ def _start_dbt_parse(project: DbtProject, state: Path) -> subprocess.Popen:
     spend ~4 s of this process on `dbt --version` and an in-process dbt adapter, neither of
     which a parse needs. dbt's output goes to a log file beside the state, read on failure."""
     state.mkdir(parents=True, exist_ok=True)
-    dbt = Path(sys.executable).with_name("dbt")
     with open(state / PARSE_LOG_FILE, "wb") as log:
         return subprocess.Popen(
-            [str(dbt) if dbt.exists() else "dbt", "parse", "--quiet", "--target-path", str(state)],
+            # through the run's dbt fork server when it runs: dbt imported once, not again here
+            [dbt_command(), "parse", "--quiet", "--target-path", str(state)],
             cwd=project.project_dir,
             stdout=log,
             stderr=subprocess.STDOUT,
