@@ -178,6 +178,15 @@ def test_flagged_checks_and_sure_patterns_change_nothing(tmp_path, monkeypatch):
 # --- scan ahead ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def scratch(tmp_path, monkeypatch) -> Path:
+    """tempfile's folder, where the bulk reader's copies go: empty again once they are released."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
 def _land_csv(landing: Path) -> list[Path]:
     header = "account_id,account_name,billing_country,employees,created_at,last_modified\n"
     row = "A{i},Acme {i},FI,{i},2024-03-01T08:15:00+02:00,2024-03-01T08:15:00+02:00\n"
@@ -195,10 +204,7 @@ def _land_csv(landing: Path) -> list[Path]:
     return paths
 
 
-def test_scan_ahead_gives_what_an_inline_scan_gives_in_any_order(tmp_path, monkeypatch):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+def test_scan_ahead_gives_what_an_inline_scan_gives_in_any_order(tmp_path, scratch):
     landing = tmp_path / "landing"
     _land_csv(landing)
     contract = load_contract()
@@ -222,12 +228,9 @@ def test_scan_ahead_gives_what_an_inline_scan_gives_in_any_order(tmp_path, monke
     assert list(scratch.iterdir()) == []
 
 
-def test_scan_ahead_keeps_at_most_copies_ahead_copies_on_disk(tmp_path, monkeypatch):
+def test_scan_ahead_keeps_at_most_copies_ahead_copies_on_disk(tmp_path, scratch):
     # Copies can be as large as their file: made ahead, they are bounded (disk space), and the
     # next one is written as soon as ingest has read one.
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     folder = tmp_path / "landing" / "crm" / "accounts"
     folder.mkdir(parents=True)
     header = "account_id,account_name,billing_country,employees,created_at,last_modified\n"
@@ -283,12 +286,9 @@ def test_ingest_with_and_without_scan_ahead_is_identical(tmp_path):
         assert landing_run.execute(sql).fetchall() == expected
 
 
-def test_ingest_takes_over_the_scan_the_run_started_early(tmp_path, monkeypatch):
+def test_ingest_takes_over_the_scan_the_run_started_early(tmp_path, scratch):
     # `segments run` starts scanning the landing folder before its Dagster start-up; the ingest
     # step loads exactly what it would have loaded with its own scan, and leaves no copies.
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     landing = tmp_path / "landing"
     _land_csv(landing)
     _land_erp(landing)
