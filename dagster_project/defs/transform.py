@@ -6,7 +6,6 @@ does not depend on the identity map builds first, then everything downstream of 
 
 import importlib.metadata
 import os
-import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from dagster_project.as_of import resolve_as_of
 from dagster_project.fact_store import reset_before_rebuild
 from dagster_project.resources import WarehouseResource
 from dagster_project.run_context import as_of_for_run, record_as_of
-from dagster_project.transform.dbt_forkserver import LAUNCHER, dbt_command
+from dagster_project.transform.dbt_forkserver import LAUNCHER, dbt_command, venv_dbt
 from dagster_project.transform.project import dbt_project, finish_dbt_parse
 from dagster_project.transform.translator import SegmentsDbtTranslator
 
@@ -96,13 +95,9 @@ class SegmentsDbtCliResource(DbtCliResource):
         run (a dbt process: ~1.5 s before the first dbt step may start); the venv's dbt is the
         dbt-core this interpreter has installed, so its version is known without asking. Another
         executable is asked as before. Guarded by tests/test_dbt_project.py."""
-        if Path(self.dbt_executable) in (_VENV_DBT, LAUNCHER):
+        if Path(self.dbt_executable) in (Path(venv_dbt()), LAUNCHER):
             return version.parse(importlib.metadata.version("dbt-core"))
         return super()._cli_version
-
-
-# The venv's dbt, whatever PATH a scheduler or the CLI runs with.
-_VENV_DBT = Path(sys.executable).with_name("dbt")
 
 
 def dbt_resource() -> DbtCliResource:

@@ -186,6 +186,15 @@ def _extracts(
     return extracts
 
 
+def _loaded_files(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(source_file, file_hash) of every file the warehouse's load log holds as loaded."""
+    return set(
+        con.execute(
+            "SELECT source_file, file_hash FROM raw.load_log WHERE status = 'loaded'"
+        ).fetchall()
+    )
+
+
 def scan_ahead(
     landing: Path,
     entities: Iterable[str],
@@ -200,11 +209,7 @@ def scan_ahead(
     loaded = None
     if con is not None:
         ensure_bookkeeping_tables(con)
-        loaded = set(
-            con.execute(
-                "SELECT source_file, file_hash FROM raw.load_log WHERE status = 'loaded'"
-            ).fetchall()
-        )
+        loaded = _loaded_files(con)
     return ScanAhead(extracts, loaded)
 
 
@@ -237,11 +242,7 @@ def start_early(landing: Path, warehouse: Path, contract: Contract) -> None:
                 "SELECT count(*) FROM duckdb_tables() "
                 "WHERE schema_name = 'raw' AND table_name = 'load_log'"
             ).fetchall()[0][0]:
-                loaded = set(
-                    con.execute(
-                        "SELECT source_file, file_hash FROM raw.load_log WHERE status = 'loaded'"
-                    ).fetchall()
-                )
+                loaded = _loaded_files(con)
         finally:
             con.close()
     _started_early = (

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from dagster_project.fact_store import (
     warehouse_relation,
 )
 from dagster_project.paths import DBT_PROJECT_DIR, HomePaths
+from dagster_project.transform.dbt_forkserver import venv_dbt
 from dagster_project.warehouse import duckdb_config
 
 # dbt macros through which a model reads the run's as-of date (dbt_project/macros/cleaning.sql).
@@ -131,9 +131,8 @@ def replay_as_of(paths: HomePaths, as_of: dt.date, needed: Iterable[tuple[str, s
     build_overlay(scratch, paths.warehouse, skip=_relations(manifest, models))
     if not models:
         return scratch, models
-    dbt = Path(sys.executable).with_name("dbt")
     command = [
-        str(dbt) if dbt.exists() else "dbt", "run", "--select", *models,
+        venv_dbt(), "run", "--select", *models,
         "--target", REPLAY_TARGET,
         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
         # its own target folder: the run's manifest and partial-parse state stay untouched
