@@ -591,6 +591,39 @@ def test_kpi_reconciliation_break_reports_the_revenue_affected(warehouse):
     assert "revenue_reconciles_facts_to_kpi" in outcome.description()
 
 
+def test_a_rules_findings_are_its_lowest_keys_whatever_order_the_table_keeps(warehouse):
+    # The queue keeps the first offending rows a rule returns, up to a cap. They are the lowest
+    # record keys, so a rebuild that stores the table's rows in another order changes nothing.
+    rule = "crm_account_value_profile_matches_axes"
+    suite = _suite("staging.stg_crm__accounts")
+    con = connect(warehouse)
+    con.execute(
+        """update staging.stg_crm__accounts set value_profile = 'Flexible Opportunist'
+           where account_id in (
+               select account_id from staging.stg_crm__accounts
+               where business_model = 'Asset Owner-Operator'
+                 and operating_environment = 'Regulated / Contracted'
+               order by account_id limit 6)"""
+    )
+    con.close()
+    every = {e.spec.rule: e for e in validate_suite(warehouse, suite).failed}[rule].rows
+    assert len(every) >= 6
+
+    con = connect(warehouse)
+    con.execute(
+        "create or replace table staging.stg_crm__accounts as "
+        "from staging.stg_crm__accounts order by account_id desc"
+    )
+    con.close()
+    quality = settings().quality.model_copy(update={"max_keys_per_expectation": 3})
+    policy = settings().model_copy(update={"quality": quality})
+    capped = {e.spec.rule: e for e in validate_suite(warehouse, suite, policy=policy).failed}
+    assert [row.record_key for row in capped[rule].rows] == sorted(row.record_key for row in every)[
+        :3
+    ]
+    assert capped[rule].unexpected_count == len(every)
+
+
 def _publish_previous(warehouse, published_db):
     """A previous publication: the run's customer_segments and publish_log as a BI file."""
     con = duckdb.connect()
