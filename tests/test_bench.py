@@ -37,6 +37,8 @@ def bench_run(tmp_path_factory) -> tuple[Path, dict, str]:
         str(BENCH_YEARS),
         "--seed",
         "5",
+        "--repeat",
+        "2",
         "--home",
         str(home),
         check=True,
@@ -62,6 +64,22 @@ def test_bench_times_every_stage_and_counts_rows(bench_run):
     assert pipeline["peak_rss_mb"] > 50
     assert results["duckdb"]["memory_limit"] and results["duckdb"]["threads"] >= 1
     assert "pipe/floor" in stdout and "precision" in stdout
+
+
+@pytest.mark.e2e
+def test_repeated_runs_are_all_listed_and_the_median_one_reported(bench_run):
+    _, results, stdout = bench_run
+    runs = results["repeats"]["runs"]
+    assert len(runs) == 2
+    reported = runs[results["repeats"]["reported_run"] - 1]
+    assert reported["pipeline_s"] == results["pipeline"]["seconds"]
+    assert reported["floor_s"] == results["floor"]["seconds"]
+    # of two runs, the lower middle: the one with the lower ratio
+    assert reported["pipeline_over_floor"] == min(run["pipeline_over_floor"] for run in runs)
+    for run in runs:  # CPU of the whole process tree, dbt's processes included
+        assert run["pipeline_cpu_s"]["user"] > 0 and run["floor_cpu_s"]["user"] > 0
+    assert results["pipeline"]["cpu_s"] == reported["pipeline_cpu_s"]
+    assert "2 runs, pipeline/floor: " in stdout and "CPU user/system: pipeline " in stdout
 
 
 @pytest.mark.e2e

@@ -20,7 +20,16 @@ from dagster_project.cli_options import home_option
 @click.option("--seed", type=int, default=42, show_default=True)
 @home_option("Results go to <home>/bench/ (data under <home>/bench/data/, runs under .../runs/)")
 @click.option("--skip-pandas", is_flag=True, help="Do not run the pandas baseline.")
-def bench(customers: int, years: int, seed: int, home: Path, skip_pandas: bool) -> None:
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run the pipeline and the floor this many times; report the run with the median ratio.",
+)
+def bench(
+    customers: int, years: int, seed: int, home: Path, skip_pandas: bool, repeat: int
+) -> None:
     """Time the pipeline per stage against a raw-DuckDB floor and a pandas baseline.
 
     Same landing data for all three; peak memory of each process tree; KPI totals cross-checked;
@@ -35,6 +44,7 @@ def bench(customers: int, years: int, seed: int, home: Path, skip_pandas: bool) 
         seed,
         home,
         skip_pandas=skip_pandas,
+        repeat=repeat,
         say=lambda m: click.echo(m, err=True),
     )
     click.echo(format_results(results))

@@ -1,5 +1,6 @@
-"""Run a command as a child process and measure it: wall time, and peak memory of the whole
-process tree (the pipeline starts dbt as its own process), sampled with psutil.
+"""Run a command as a child process and measure it: wall time, CPU time (user and system, of the
+child and every descendant it waited for), and peak memory of the whole process tree (the
+pipeline starts dbt as its own process), sampled with psutil.
 
 An optional address-space limit (RLIMIT_AS) is set in the child only, so a baseline that needs
 more memory fails by itself (MemoryError) instead of pushing the shared machine into swap or
@@ -9,6 +10,7 @@ the OOM killer.
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import subprocess
 import threading
@@ -27,6 +29,9 @@ class Measured:
     seconds: float
     peak_rss_bytes: int
     started_at: float = 0.0  # epoch seconds, to line up with the Dagster event log
+    user_seconds: float = 0.0
+    # Kernel time; on a VM it also moves with how the host backs fresh memory pages.
+    system_seconds: float = 0.0
 
     @property
     def peak_rss_mb(self) -> float:
@@ -78,8 +83,9 @@ def run_measured(
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
-        returncode = popen.wait()
+        _, status, usage = os.wait4(popen.pid, 0)
         seconds = time.perf_counter() - started
+        returncode = popen.returncode = os.waitstatus_to_exitcode(status)
         done.set()
         sampler.join()
     return Measured(
@@ -87,4 +93,6 @@ def run_measured(
         seconds=round(seconds, 3),
         peak_rss_bytes=peak,
         started_at=started_at,
+        user_seconds=round(usage.ru_utime, 3),
+        system_seconds=round(usage.ru_stime, 3),
     )

@@ -14,6 +14,11 @@ def _x(value) -> str:
     return "-" if value is None else f"{value:.3g}x"
 
 
+def _cpu(measured: dict) -> str:
+    cpu = measured.get("cpu_s")
+    return "-" if cpu is None else f"{cpu['user']:,.0f}s/{cpu['system']:,.0f}s"
+
+
 def format_results(r: dict) -> str:
     scale, pipe, floor, pandas = r["scale"], r["pipeline"], r["floor"], r["pandas"]
     lines = [
@@ -63,6 +68,19 @@ def format_results(r: dict) -> str:
         + (f"{pandas['peak_rss_mb']:,.0f} MB" if "peak_rss_mb" in pandas else "-")
         + f" ({pandas['status']})"
     )
+    lines.append(
+        f"  CPU user/system: pipeline {_cpu(pipe)}, floor {_cpu(floor)}, pandas {_cpu(pandas)}"
+    )
+    runs = r["repeats"]["runs"]
+    if len(runs) > 1:
+        lines.append(
+            f"  {len(runs)} runs, pipeline/floor: "
+            + ", ".join(
+                f"{run['pipeline_s']:.1f}s/{run['floor_s']:.1f}s {_x(run['pipeline_over_floor'])}"
+                for run in runs
+            )
+            + f"; the figures above are run {r['repeats']['reported_run']}'s (median ratio)"
+        )
     c = r["consistency"]
     if c["floor_vs_pipeline"]:
         f = c["floor_vs_pipeline"]
@@ -89,8 +107,11 @@ def format_results(r: dict) -> str:
             "segmentation accuracy vs truth: "
             + ", ".join(
                 f"{column} {score['accuracy']:.3f} ("
-                + (f"{score['customers']:,} customers" if "customers" in score
-                   else f"{score['projects']:,} projects")
+                + (
+                    f"{score['customers']:,} customers"
+                    if "customers" in score
+                    else f"{score['projects']:,} projects"
+                )
                 + ")"
                 for column, score in q["segmentation"].items()
             )
