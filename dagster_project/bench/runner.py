@@ -322,7 +322,10 @@ def run_bench(
                 landing, work / f"run-{n}" if repeat > 1 else work, env, duckdb_settings, say
             )
         )
-    median = sorted(repeats, key=lambda r: r.ratio)[(len(repeats) - 1) // 2]
+    # runs whose floor failed sort last (their ratio is the pipeline's seconds alone)
+    median = sorted(repeats, key=lambda r: (r.floor_result is None, r.ratio))[
+        (len(repeats) - 1) // 2
+    ]
     pipeline, paths, stages, rows = median.pipeline, median.paths, median.stages, median.rows
     stage_times_all, as_of = median.stage_times, median.as_of
     floor, floor_result = median.floor, median.floor_result
