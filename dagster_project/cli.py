@@ -221,6 +221,12 @@ IMPORT_WHEN_STEP_STARTS = {
 def _import_when_steps_start(instance, run_id: str, imports: dict[str, tuple[str, ...]]) -> None:
     """Start importing imports[step] when the run's step `step` starts (a renamed step only
     means its libraries are imported on first use again)."""
+    # Importing GX imports SQLAlchemy's ORM, whose first module registers an inspection hook for
+    # every object before its sibling modules finish loading. Dagster's event log storage (this
+    # thread, SQLAlchemy core) calls that hook; imported by the helper thread, the ORM could be
+    # found half-loaded, and the step failed ("partially initialized module
+    # 'sqlalchemy.orm.exc'"). Loaded here first (0.04 s), the helper finds it complete.
+    importlib.import_module("sqlalchemy.orm")
     pending = dict(imports)
 
     def load(modules: tuple[str, ...]) -> None:

@@ -53,3 +53,41 @@ def test_help_teaches_the_commands():
     out = CliRunner().invoke(main, ["--help"]).output
     for word in ("generate", "run", "demo", "published", "steward"):
         assert word in out
+
+
+# A fresh interpreter: `segments run`'s import-ahead of Great Expectations, started when the
+# ingest step starts, while this (main) thread keeps using SQLAlchemy core as Dagster's event
+# log storage does. Prints what the main thread ran into.
+_IMPORT_RACE = """
+import threading, types
+import sqlalchemy
+from dagster_project.cli import _import_when_steps_start
+
+listeners = []
+instance = types.SimpleNamespace(add_event_listener=lambda run_id, fn: listeners.append(fn))
+_import_when_steps_start(instance, "run", {"raw_extracts": ("great_expectations",)})
+event = types.SimpleNamespace(event_type_value="STEP_START", step_key="raw_extracts")
+listeners[0](types.SimpleNamespace(dagster_event=event))
+(ahead,) = [t for t in threading.enumerate() if t.name == "import-ahead"]
+error = None
+while ahead.is_alive() and error is None:
+    try:
+        sqlalchemy.select(1)
+    except Exception as exc:
+        error = exc
+ahead.join()
+print(repr(error))
+"""
+
+
+def test_importing_ahead_does_not_break_the_steps_own_use_of_sqlalchemy():
+    # GX's import loads SQLAlchemy's ORM, which hooks into the SQLAlchemy core Dagster's storage
+    # uses; the step failed at random with "partially initialized module 'sqlalchemy.orm.exc'".
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_RACE], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "None"
