@@ -14,7 +14,7 @@ def _x(value) -> str:
     return "-" if value is None else f"{value:.3g}x"
 
 
-def _cpu(measured: dict) -> str:
+def _cpu_text(measured: dict) -> str:
     cpu = measured.get("cpu_s")
     return "-" if cpu is None else f"{cpu['user']:,.0f}s/{cpu['system']:,.0f}s"
 
@@ -69,7 +69,7 @@ def format_results(r: dict) -> str:
         + f" ({pandas['status']})"
     )
     lines.append(
-        f"  CPU user/system: pipeline {_cpu(pipe)}, floor {_cpu(floor)}, pandas {_cpu(pandas)}"
+        f"  CPU user/system: pipeline {_cpu_text(pipe)}, floor {_cpu_text(floor)}, pandas {_cpu_text(pandas)}"
     )
     runs = r["repeats"]["runs"]
     if len(runs) > 1:

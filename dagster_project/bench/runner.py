@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import shutil
 import sys
@@ -199,16 +200,15 @@ class _Repeat:
     floor_log: Path
 
     @property
-    def ratio(self) -> float:
-        """pipeline / floor (the pipeline alone when the floor failed)."""
-        ok = self.floor_result is not None and self.floor.seconds
-        return self.pipeline.seconds / self.floor.seconds if ok else self.pipeline.seconds
+    def ratio(self) -> float | None:
+        """pipeline / floor; None when the floor failed (no time to compare with)."""
+        return _ratio(self.pipeline.seconds, self.floor.seconds if self.floor_result else None)
 
     def summary(self) -> dict:
         return {
             "pipeline_s": self.pipeline.seconds,
             "floor_s": self.floor.seconds,
-            "pipeline_over_floor": _ratio(self.pipeline.seconds, self.floor.seconds),
+            "pipeline_over_floor": self.ratio,
             "pipeline_cpu_s": _cpu(self.pipeline),
             "floor_cpu_s": _cpu(self.floor),
         }
@@ -322,10 +322,9 @@ def run_bench(
                 landing, work / f"run-{n}" if repeat > 1 else work, env, duckdb_settings, say
             )
         )
-    # runs whose floor failed sort last (their ratio is the pipeline's seconds alone)
-    median = sorted(repeats, key=lambda r: (r.floor_result is None, r.ratio))[
-        (len(repeats) - 1) // 2
-    ]
+    # runs whose floor failed sort last
+    by_ratio = sorted(repeats, key=lambda r: math.inf if r.ratio is None else r.ratio)
+    median = by_ratio[(len(repeats) - 1) // 2]
     pipeline, paths, stages, rows = median.pipeline, median.paths, median.stages, median.rows
     stage_times_all, as_of = median.stage_times, median.as_of
     floor, floor_result = median.floor, median.floor_result
