@@ -83,6 +83,21 @@ def test_repeated_runs_are_all_listed_and_the_median_one_reported(bench_run):
 
 
 @pytest.mark.e2e
+def test_repeated_runs_keep_only_the_reported_runs_databases(bench_run):
+    home, results, _ = bench_run
+    reported = results["repeats"]["reported_run"]
+    folders = sorted((home / "bench" / "runs").glob("*/run-*"))
+    assert [f.name for f in folders] == ["run-1", "run-2"]
+    for folder in folders:
+        # every run's logs stay, to look into a slow run
+        assert (folder / "pipeline.log").exists() and (folder / "floor.log").exists()
+        kept = folder.name == f"run-{reported}"
+        assert (folder / "home" / "warehouse.duckdb").exists() == kept
+        assert (folder / "floor.duckdb").exists() == kept
+    assert results["repeats"]["kept_home"] == str((folders[reported - 1] / "home").resolve())
+
+
+@pytest.mark.e2e
 def test_bench_ratios_are_computed(bench_run):
     _, results, _ = bench_run
     ratios = results["ratios"]

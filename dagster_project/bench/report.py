@@ -79,7 +79,8 @@ def format_results(r: dict) -> str:
                 f"{run['pipeline_s']:.1f}s/{run['floor_s']:.1f}s {_x(run['pipeline_over_floor'])}"
                 for run in runs
             )
-            + f"; the figures above are run {r['repeats']['reported_run']}'s (median ratio)"
+            + f"; the figures above are run {r['repeats']['reported_run']}'s (median ratio),"
+            f" whose home is kept: {r['repeats']['kept_home']}"
         )
     c = r["consistency"]
     if c["floor_vs_pipeline"]:

@@ -197,7 +197,18 @@ class _Repeat:
     as_of: dt.date
     floor: Measured
     floor_result: BaselineResult | None
-    floor_log: Path
+    folder: Path  # the run's home, the floor's database, both logs
+
+    @property
+    def floor_log(self) -> Path:
+        return self.folder / "floor.log"
+
+    def drop_databases(self) -> None:
+        """Remove the run's home and the floor's database (GBs at 100k companies), keeping its
+        logs and the floor's figures: a run that is not reported needs no more than that."""
+        shutil.rmtree(self.paths.home, ignore_errors=True)
+        for database in self.folder.glob("floor.duckdb*"):
+            database.unlink()
 
     @property
     def ratio(self) -> float | None:
@@ -274,9 +285,7 @@ def _pipeline_then_floor(
         cwd=PROJECT_ROOT,
     )
     floor_result = BaselineResult.read(floor_json) if floor.returncode == 0 else None
-    return _Repeat(
-        pipeline, paths, stages, rows, stage_times, as_of, floor, floor_result, work / "floor.log"
-    )
+    return _Repeat(pipeline, paths, stages, rows, stage_times, as_of, floor, floor_result, work)
 
 
 def run_bench(
@@ -406,6 +415,8 @@ def run_bench(
     results["repeats"] = {
         "runs": [r.summary() for r in repeats],
         "reported_run": repeats.index(median) + 1,
+        # only the reported run's home and floor database are kept; the others' logs stay
+        "kept_home": str(paths.home),
     }
     results["consistency"] = {
         "floor_vs_pipeline": compare_kpis(published_kpis, floor_result.kpi_by_year)
@@ -425,6 +436,9 @@ def run_bench(
         "matching": matching_quality(paths.warehouse, truth),
         "segmentation": segmentation_accuracy(paths.warehouse, truth),
     }
+    for run in repeats:
+        if run is not median:
+            run.drop_databases()
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     out = bench_dir / f"bench_{key}_{stamp}.json"
     text = json.dumps(results, indent=2, default=str)
