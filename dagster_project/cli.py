@@ -250,6 +250,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
     _pipeline_ran = True
     from dagster import DagsterInstance
 
+    from dagster_project.quality.data_docs import wait_for_data_docs
     from dagster_project.transform.dbt_forkserver import DbtForkServer
     from dagster_project.transform.project import prepare_manifest, set_dbt_environment
 
@@ -293,6 +294,7 @@ def _run_locked(paths: HomePaths, landing: Path, as_of: dt.date | None, quiet: b
         if result.success:
             # then the history partition of the run's as-of (and what follows it: publication)
             runs.append(_run_history_partition(defs, paths, result.run_id, run_config, instance))
+    wait_for_data_docs()  # the last quality gate's pages, rendered while later steps ran
 
     n_open, queue_dir = _write_steward_queue(paths, result.run_id)
     result = runs[-1]

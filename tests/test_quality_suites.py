@@ -18,6 +18,7 @@ import pytest
 
 from dagster_project.fact_store import fact_store_path
 from dagster_project.paths import EXPECTATIONS_DIR
+from dagster_project.quality.data_docs import wait_for_data_docs
 from dagster_project.quality.gate import run_quality_gate
 from dagster_project.quality.suites import (
     SuiteError,
@@ -675,6 +676,38 @@ def test_an_expectation_that_cannot_run_fails_the_gate(warehouse):
     outcome = validate_suite(warehouse, _suite("staging.stg_erp__sales_orders"))
     failed = {e.spec.rule: e for e in outcome.failed}
     assert failed["sales_order_currency_known"].error
+
+
+def test_data_docs_rendered_in_the_background_show_every_run_once_waited_for(warehouse, tmp_path):
+    project = tmp_path / "gx"
+    suites = [_suite("staging.stg_erp__materials"), _suite("staging.stg_erp__fx_rates")]
+    for run in ("run-1", "run-2"):
+        outcomes = validate_suites(
+            warehouse, suites, project_dir=project, run_name=run, data_docs_in_background=True
+        )
+        assert [o.suite.name for o in outcomes] == [s.name for s in suites]
+    wait_for_data_docs()
+
+    site = project / "uncommitted/data_docs/local_site"
+    pages = list((site / "validations").rglob("*.html"))
+    assert len(pages) == 2 * len(suites)
+    index = (site / "index.html").read_text()
+    assert "run-1" in index and "run-2" in index
+
+
+def test_a_data_docs_render_that_fails_is_logged_not_raised(warehouse, tmp_path, caplog):
+    project = tmp_path / "not_a_folder"
+    project.write_text("a file where the GX project should be")
+    outcomes = validate_suites(
+        warehouse,
+        [_suite("staging.stg_erp__materials")],
+        project_dir=project,
+        run_name="run-1",
+        data_docs_in_background=True,
+    )
+    wait_for_data_docs()
+    assert outcomes[0].success  # the validation stands
+    assert "Data Docs not updated" in caplog.text
 
 
 def test_validation_results_and_data_docs_keep_the_last_runs_only(warehouse, tmp_path):

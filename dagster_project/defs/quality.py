@@ -125,6 +125,8 @@ def _build_layer_check(layer: str, suites: list[SuiteSpec]) -> AssetChecksDefini
             project_dir=paths.docs / "gx" if policy.quality.data_docs else None,
             policy=policy,
             duckdb_config=duckdb_config(),
+            # rendered while the next step runs (quality/data_docs.py)
+            data_docs_in_background=True,
         )
         # Publication's export of the facts starts in the background once they passed (and is
         # dropped if anything blocked): publish/prestage.py

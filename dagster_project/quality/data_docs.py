@@ -6,16 +6,27 @@ here under the same keys, so the file project never holds a data source (nor the
 path). A run is a run name (the Dagster run id): one pipeline run validates in several steps,
 each adding its results to the run. The Data Docs index is rebuilt once per call; the site
 builder drops the pages of pruned results itself.
+
+A quality gate step renders in the background (`keep_results_in_background`): rendering is
+single-threaded Python (0.5-1 s a gate), and the step after a gate need not wait for HTML. GX
+keeps process-wide state (its current project), so renders run one at a time and every
+validation in the process waits for the pending one first (`wait_for_data_docs`); so does
+`segments run` before it reports.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 INDEX = Path("uncommitted/data_docs/local_site/index.html")
+
+_pending_lock = threading.Lock()
+_pending: threading.Thread | None = None
 
 
 def keep_results(
@@ -54,6 +65,38 @@ def keep_results(
         for tree in (uncommitted / "validations", uncommitted / "data_docs" / "local_site"):
             _remove_empty_folders(tree)
     return Path(project_dir) / INDEX
+
+
+def keep_results_in_background(
+    project_dir: Path,
+    suites: Sequence[Any],
+    results: Sequence[tuple[Any, Any]],
+    keep_runs: int,
+) -> None:
+    """keep_results in a thread of its own, after the render still pending (if any). A render
+    that fails is logged: the validation it shows stands, its results and findings are kept
+    elsewhere, and the next render shows it."""
+    global _pending
+
+    def render() -> None:
+        try:
+            keep_results(project_dir, suites, results, keep_runs)
+        except Exception:  # noqa: BLE001 - any failure of the HTML view only
+            logging.getLogger(__name__).exception("Data Docs not updated in %s", project_dir)
+
+    with _pending_lock:
+        if _pending is not None:
+            _pending.join()
+        # not a daemon: the interpreter waits for it at exit, so no page is left half-written
+        _pending = threading.Thread(target=render, name="data-docs")
+        _pending.start()
+
+
+def wait_for_data_docs() -> None:
+    """Return once the pending Data Docs render (if any) has finished."""
+    with _pending_lock:
+        if _pending is not None:
+            _pending.join()
 
 
 def prune_validation_results(context, keep_runs: int) -> int:

@@ -27,8 +27,9 @@ def run_quality_gate(
     project_dir: Path | None = None,
     policy: PipelineSettings | None = None,
     duckdb_config: dict[str, Any] | None = None,
+    data_docs_in_background: bool = False,
 ) -> list[tuple[SuiteOutcome, str]]:
-    """(outcome, findings table) per suite, in the order given."""
+    """(outcome, findings table) per suite, in the order given (Data Docs: validate_suites)."""
     policy = policy or settings()
     preparations = {name for suite in suites for name in suite.prepare}
     if preparations:
@@ -49,6 +50,7 @@ def run_quality_gate(
         policy=policy,
         duckdb_config=duckdb_config,
         run_name=run_name,
+        data_docs_in_background=data_docs_in_background,
     )
     con = connect(warehouse)
     try:

@@ -179,14 +179,24 @@ def validate_suites(
     policy: PipelineSettings | None = None,
     duckdb_config: dict[str, Any] | None = None,
     run_name: str | None = None,
+    data_docs_in_background: bool = False,
 ) -> list[SuiteOutcome]:
     """Run `suites` against the warehouse as SQL in DuckDB, in one GX context on one engine.
 
     With `project_dir`, the results are kept in that GX file project (one per home) under
-    `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py).
+    `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py): before
+    this returns, or after it in a thread with `data_docs_in_background`.
     """
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
+
+    from dagster_project.quality.data_docs import (
+        keep_results,
+        keep_results_in_background,
+        wait_for_data_docs,
+    )
+
+    wait_for_data_docs()  # GX's process-wide state: one GX context at work at a time
 
     policy = policy or settings()
     now = dt.datetime.now(dt.UTC)
@@ -217,9 +227,8 @@ def validate_suites(
         for suite, results, gx_suite, seconds in validated
     ]
     if project_dir is not None:
-        from dagster_project.quality.data_docs import keep_results
-
-        keep_results(
+        keep = keep_results_in_background if data_docs_in_background else keep_results
+        keep(
             project_dir,
             [gx_suite for _, _, gx_suite, _ in validated],
             kept,
