@@ -18,6 +18,7 @@ import pytest
 
 from dagster_project.fact_store import fact_store_path
 from dagster_project.paths import EXPECTATIONS_DIR
+from dagster_project.quality import ahead
 from dagster_project.quality.data_docs import wait_for_data_docs
 from dagster_project.quality.gate import run_quality_gate
 from dagster_project.quality.suites import (
@@ -26,11 +27,12 @@ from dagster_project.quality.suites import (
     load_suites,
     project_suites,
     suite_parameters,
+    suites_by_layer,
 )
 from dagster_project.quality.validate import validate_suite, validate_suites
 from dagster_project.settings import load_settings, settings
 from dagster_project.steward.queue import build_steward_queue
-from dagster_project.warehouse import connect
+from dagster_project.warehouse import connect, duckdb_config
 
 LAYERS = {"raw", "staging", "marts", "segments"}
 
@@ -676,6 +678,53 @@ def test_an_expectation_that_cannot_run_fails_the_gate(warehouse):
     outcome = validate_suite(warehouse, _suite("staging.stg_erp__sales_orders"))
     failed = {e.spec.rule: e for e in outcome.failed}
     assert failed["sales_order_currency_known"].error
+
+
+def _findings(outcomes):
+    return [
+        (
+            o.suite.name,
+            e.spec.rule,
+            e.unexpected_count,
+            [(r.record_key, r.observed_value) for r in e.rows],
+        )
+        for o in outcomes
+        for e in o.failed
+    ]
+
+
+def test_staging_suites_validated_beside_a_writer_find_what_the_gate_finds(warehouse):
+    con = connect(warehouse)
+    con.execute(
+        "insert into staging.stg_erp__deliveries by name "
+        "select 'D-PLANTED' as delivery_id, 'NO-SUCH-ORDER' as order_id, 1 as line_no"
+    )
+    staging = suites_by_layer(project_suites())["staging"]
+    try:
+        # the identity step holds the warehouse read-write and writes while the suites run
+        assert ahead.start(warehouse, staging, "run-a", settings(), duckdb_config())
+        con.execute("create schema scratch; create table scratch.written as select 1 as x")
+        validated = ahead.claim("run-a", staging)
+    finally:
+        con.close()
+
+    assert validated is not None
+    found = _findings(validated.outcomes)
+    assert ("staging.stg_erp__deliveries", "delivery_order_line_known", 1) in [f[:3] for f in found]
+    assert found == _findings(validate_suites(warehouse, staging))
+
+
+def test_a_validation_ahead_is_taken_only_by_its_run_and_suites(warehouse):
+    staging = suites_by_layer(project_suites())["staging"]
+    options = (settings(), duckdb_config())
+    assert ahead.start(warehouse, staging, "run-a", *options)
+    assert ahead.claim("run-b", staging) is None
+    assert ahead.start(warehouse, staging, "run-a", *options)
+    assert ahead.claim("run-a", staging[:1]) is None
+    assert ahead.claim("run-a", staging) is None  # nothing left to take
+    # suites that write what they compare with first are left to their gate step
+    preparing = [s for s in project_suites() if s.prepare]
+    assert preparing and not ahead.start(warehouse, preparing, "run-a", *options)
 
 
 def test_data_docs_rendered_in_the_background_show_every_run_once_waited_for(warehouse, tmp_path):

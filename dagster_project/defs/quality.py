@@ -64,7 +64,7 @@ def attached_suites() -> list[SuiteSpec]:
     return attached
 
 
-def _result(outcome, findings_table: str) -> AssetCheckResult:
+def _result(outcome, findings_table: str, validated_ahead: bool) -> AssetCheckResult:
     suite = outcome.suite
     return AssetCheckResult(
         asset_key=AssetKey(suite.asset_path),
@@ -80,6 +80,7 @@ def _result(outcome, findings_table: str) -> AssetCheckResult:
                 {e.spec.rule: e.unexpected_count for e in outcome.failed}
             ),
             "validated_in": outcome.queries_dialect,
+            "validated_ahead": validated_ahead,
             "seconds": round(outcome.seconds, 3),
             "findings_table": findings_table,
         },
@@ -111,12 +112,15 @@ def _build_layer_check(layer: str, suites: list[SuiteSpec]) -> AssetChecksDefini
         context: AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[AssetCheckResult]:
         # GX is imported only when a check runs (it costs seconds at definitions import).
+        from dagster_project.quality import ahead
         from dagster_project.quality.gate import run_quality_gate
         from dagster_project.warehouse import duckdb_config
 
         policy = settings()
         selected = [s for key, s in by_key.items() if key in context.selected_asset_check_keys]
         paths = warehouse.paths
+        # validated beside an earlier step (quality/ahead.py: the staging suites beside identity)
+        validated = ahead.claim(context.run.run_id, selected)
         results = run_quality_gate(
             paths.warehouse,
             selected,
@@ -127,6 +131,7 @@ def _build_layer_check(layer: str, suites: list[SuiteSpec]) -> AssetChecksDefini
             duckdb_config=duckdb_config(),
             # rendered while the next step runs (quality/data_docs.py)
             data_docs_in_background=True,
+            validated=validated,
         )
         # Publication's export of the facts starts in the background once they passed (and is
         # dropped if anything blocked): publish/prestage.py
@@ -141,7 +146,7 @@ def _build_layer_check(layer: str, suites: list[SuiteSpec]) -> AssetChecksDefini
                 context.log.warning(
                     f"{outcome.suite.name}: {failure.summary()} [{failure.severity}]"
                 )
-            yield _result(outcome, findings_table)
+            yield _result(outcome, findings_table, validated_ahead=validated is not None)
 
     return _check
 

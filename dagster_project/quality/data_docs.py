@@ -9,9 +9,9 @@ builder drops the pages of pruned results itself.
 
 A quality gate step renders in the background (`keep_results_in_background`): rendering is
 single-threaded Python (0.5-1 s a gate), and the step after a gate need not wait for HTML. GX
-keeps process-wide state (its current project), so renders run one at a time and every
-validation in the process waits for the pending one first (`wait_for_data_docs`); so does
-`segments run` before it reports.
+keeps process-wide state (its current project), so renders run one at a time, in order, and
+never beside a validation (gx_duckdb.GX_IN_USE); `segments run` waits for the last one
+(`wait_for_data_docs`) before it reports.
 """
 
 from __future__ import annotations
@@ -38,6 +38,18 @@ def keep_results(
     """Store `suites` (GX ExpectationSuites) and `results` ((ValidationResultIdentifier,
     ExpectationSuiteValidationResult) pairs), prune old runs, update the Data Docs; returns the
     index page."""
+    from dagster_project.quality.gx_duckdb import GX_IN_USE
+
+    with GX_IN_USE:
+        return _store_and_render(project_dir, suites, results, keep_runs)
+
+
+def _store_and_render(
+    project_dir: Path,
+    suites: Sequence[Any],
+    results: Sequence[tuple[Any, Any]],
+    keep_runs: int,
+) -> Path:
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,

@@ -2,7 +2,8 @@
 context, and leave each suite's findings in the warehouse for the steward queue.
 
 The warehouse is opened read-write only before and after GX, never while GX holds its
-read-only engine (DuckDB refuses two configurations of one file in one process).
+read-only engine (DuckDB refuses two configurations of one file in one process). A validation
+made ahead (quality/ahead.py: GX on the same instance as the step beside it) is taken as it is.
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ from typing import Any
 
 from dagster_project.quality.baseline import prepare
 from dagster_project.quality.suites import SuiteSpec
-from dagster_project.quality.validate import SuiteOutcome, record_findings, validate_suites
+from dagster_project.quality.validate import (
+    SuiteOutcome,
+    Validated,
+    record_findings,
+    validate_in_gx,
+)
 from dagster_project.settings import PipelineSettings, settings
 from dagster_project.warehouse import connect
 
@@ -28,11 +34,13 @@ def run_quality_gate(
     policy: PipelineSettings | None = None,
     duckdb_config: dict[str, Any] | None = None,
     data_docs_in_background: bool = False,
+    validated: Validated | None = None,
 ) -> list[tuple[SuiteOutcome, str]]:
-    """(outcome, findings table) per suite, in the order given (Data Docs: validate_suites)."""
+    """(outcome, findings table) per suite, in the order given (Data Docs: validate_suites).
+    `validated`: the suites' validation made ahead (quality/ahead.py), kept and recorded here."""
     policy = policy or settings()
     preparations = {name for suite in suites for name in suite.prepare}
-    if preparations:
+    if validated is None and preparations:
         con = connect(warehouse)
         try:
             prepare(
@@ -43,17 +51,14 @@ def run_quality_gate(
             )
         finally:
             con.close()
-    outcomes = validate_suites(
-        warehouse,
-        suites,
-        project_dir=project_dir,
-        policy=policy,
-        duckdb_config=duckdb_config,
-        run_name=run_name,
-        data_docs_in_background=data_docs_in_background,
-    )
+    if validated is None:
+        validated = validate_in_gx(
+            warehouse, suites, policy=policy, duckdb_config=duckdb_config, run_name=run_name
+        )
+    if project_dir is not None:
+        validated.keep(project_dir, policy, in_background=data_docs_in_background)
     con = connect(warehouse)
     try:
-        return [(outcome, record_findings(con, outcome)) for outcome in outcomes]
+        return [(outcome, record_findings(con, outcome)) for outcome in validated.outcomes]
     finally:
         con.close()

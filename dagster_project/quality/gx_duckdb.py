@@ -19,13 +19,14 @@ group-bys and anti-joins over 20M-row tables. `reuse_unexpected_rows` lets the e
 validates with answer the second from the first: a query that returned fewer rows than were
 fetched has exactly that many rows, whichever metric GX resolves first. Only a rule with at
 least as many unexpected rows as GX fetches (200) still runs its COUNT query. The results are
-the same: the same SQL, on a read-only warehouse that cannot change during validation.
+the same: the same SQL, on tables nothing writes during validation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +39,10 @@ if TYPE_CHECKING:
     from great_expectations.datasource.fluent import SQLDatasource
 
 DATASOURCE_NAME = "warehouse"
+# GX keeps process-wide state (the current project of get_context): one GX context at work at a
+# time in this process, validation or Data Docs render, whichever thread it runs in
+# (quality/ahead.py and quality/data_docs.py run them in threads).
+GX_IN_USE = threading.RLock()
 
 
 def _no_transaction(self, dbapi_connection) -> None:  # noqa: ARG001 - SQLAlchemy's signature
@@ -274,8 +279,14 @@ def warehouse_validation_context(
     duckdb_config: dict[str, Any] | None = None,
     apply_shim: bool = True,
     reuse_query_results: bool = True,
+    shared_instance: bool = False,
 ) -> Iterator[ValidationContext]:
     """An ephemeral GX context validating `warehouse` read-only; its engines are disposed on exit.
+
+    `shared_instance`: the warehouse is open read-write in this process (the identity step, while
+    quality/ahead.py validates the staging layer), and DuckDB lets one process open a file with
+    one configuration only: GX's connections then come from that same instance through
+    warehouse.connect (the fact store attached as everywhere). GX still only reads.
 
     Ephemeral on purpose: a file project rewrites its whole great_expectations.yml for every
     query asset added (70 ms each, growing with the assets), so results are validated here and
@@ -283,19 +294,44 @@ def warehouse_validation_context(
     the test that proves the shim is still needed; `reuse_query_results=False` runs every
     metric query as GX issues it (the A/B of `reuse_unexpected_rows`).
     """
+    with GX_IN_USE:
+        yield from _validation_context(
+            warehouse, duckdb_config, apply_shim, reuse_query_results, shared_instance
+        )
+
+
+def _validation_context(
+    warehouse: Path,
+    duckdb_config: dict[str, Any] | None,
+    apply_shim: bool,
+    reuse_query_results: bool,
+    shared_instance: bool,
+) -> Iterator[ValidationContext]:
     import great_expectations as gx
 
     context = gx.get_context(mode="ephemeral")
     quiet_progress_bars(context)
+    if shared_instance:
+        from duckdb_engine import ConnectionWrapper
+
+        from dagster_project.warehouse import connect
+
+        def shared_connection():
+            return ConnectionWrapper(connect(warehouse))
+
+        engine_options: dict[str, Any] = {"creator": shared_connection}
+    else:
+        engine_options = {"connect_args": {"read_only": True, "config": dict(duckdb_config or {})}}
     datasource = context.data_sources.add_or_update_sql(
         DATASOURCE_NAME,
         connection_string=duckdb_connection_string(warehouse),
-        kwargs={"connect_args": {"read_only": True, "config": dict(duckdb_config or {})}},
+        kwargs=engine_options,
     )
     validation = ValidationContext(context=context, datasource=datasource)
     execution_engine = datasource.get_execution_engine()
-    for engine in validation.engines():
-        attach_fact_store_on_connect(engine, warehouse)
+    if not shared_instance:
+        for engine in validation.engines():
+            attach_fact_store_on_connect(engine, warehouse)
     if apply_shim:
         # The execution engine's SQLAlchemy engine is the one metrics are computed on.
         make_engine_gx_safe(execution_engine.engine)

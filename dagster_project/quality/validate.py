@@ -171,6 +171,24 @@ def _outcome(
     )
 
 
+@dataclass
+class Validated:
+    """What one GX context validated: our outcomes, and GX's suites and results for the file
+    project (Data Docs)."""
+
+    outcomes: list[SuiteOutcome]
+    gx_suites: list[Any]
+    gx_results: list[tuple[Any, Any]]
+
+    def keep(self, project_dir: Path, policy: PipelineSettings, in_background: bool) -> None:
+        """Keep the results in the home's GX file project and render its Data Docs: before
+        this returns, or in a thread (quality/data_docs.py)."""
+        from dagster_project.quality.data_docs import keep_results, keep_results_in_background
+
+        keep = keep_results_in_background if in_background else keep_results
+        keep(project_dir, self.gx_suites, self.gx_results, policy.quality.keep_validation_runs)
+
+
 def validate_suites(
     warehouse: Path,
     suites: Sequence[SuiteSpec],
@@ -187,16 +205,28 @@ def validate_suites(
     `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py): before
     this returns, or after it in a thread with `data_docs_in_background`.
     """
+    policy = policy or settings()
+    validated = validate_in_gx(
+        warehouse, suites, policy=policy, duckdb_config=duckdb_config, run_name=run_name
+    )
+    if project_dir is not None:
+        validated.keep(project_dir, policy, in_background=data_docs_in_background)
+    return validated.outcomes
+
+
+def validate_in_gx(
+    warehouse: Path,
+    suites: Sequence[SuiteSpec],
+    *,
+    policy: PipelineSettings | None = None,
+    duckdb_config: dict[str, Any] | None = None,
+    run_name: str | None = None,
+    shared_instance: bool = False,
+) -> Validated:
+    """validate_suites' validation, nothing kept yet. `shared_instance`: see
+    gx_duckdb.warehouse_validation_context."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
-
-    from dagster_project.quality.data_docs import (
-        keep_results,
-        keep_results_in_background,
-        wait_for_data_docs,
-    )
-
-    wait_for_data_docs()  # GX's process-wide state: one GX context at work at a time
 
     policy = policy or settings()
     now = dt.datetime.now(dt.UTC)
@@ -207,7 +237,9 @@ def validate_suites(
         "partial_unexpected_count": policy.quality.max_keys_per_expectation,
     }
     validated = []
-    with warehouse_validation_context(warehouse, duckdb_config=duckdb_config) as v:
+    with warehouse_validation_context(
+        warehouse, duckdb_config=duckdb_config, shared_instance=shared_instance
+    ) as v:
         for suite in suites:
             started = time.monotonic()
             asset = v.add_query_asset(suite.name, suite.batch_query)
@@ -226,15 +258,7 @@ def validate_suites(
         _outcome(suite, results, gx_suite, policy, seconds, dialects)
         for suite, results, gx_suite, seconds in validated
     ]
-    if project_dir is not None:
-        keep = keep_results_in_background if data_docs_in_background else keep_results
-        keep(
-            project_dir,
-            [gx_suite for _, _, gx_suite, _ in validated],
-            kept,
-            policy.quality.keep_validation_runs,
-        )
-    return outcomes
+    return Validated(outcomes, [gx_suite for _, _, gx_suite, _ in validated], kept)
 
 
 def validate_suite(warehouse: Path, suite: SuiteSpec, **options) -> SuiteOutcome:
