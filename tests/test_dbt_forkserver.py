@@ -144,12 +144,22 @@ def test_an_interrupt_reaches_dbt_and_dbts_exit_code_comes_back(server, tmp_path
         LAUNCHER, tmp_path / "served", dbt_environment(tmp_path / "served", socket_path), log
     )
     assert served(log, "init")
-    plain_code, plain_output = interrupt_at_first_prompt(
-        DBT, tmp_path / "plain", dbt_environment(tmp_path / "plain")
-    )
+    plain_code, plain_output = _plain_dbt_interrupted(tmp_path / "plain")
     assert code == plain_code != 0
     last_lines = output.rstrip().splitlines()[-1], plain_output.rstrip().splitlines()[-1]
     assert last_lines == ("click.exceptions.Abort",) * 2
+
+
+def _plain_dbt_interrupted(folder: Path) -> tuple[int, bytes]:
+    """The reference: plain dbt's exit code and output on the same interrupt. Plain dbt itself
+    now and then missed it on a loaded machine (once in the full suite of a fresh clone, with no
+    launcher or server involved), so it gets a second try; the launcher's run has none."""
+    try:
+        return interrupt_at_first_prompt(DBT, folder, dbt_environment(folder))
+    except AssertionError:
+        second = folder.with_name(f"{folder.name}_again")
+        second.mkdir()
+        return interrupt_at_first_prompt(DBT, second, dbt_environment(second))
 
 
 def test_without_a_server_the_launcher_is_plain_dbt(tmp_path):
