@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +29,37 @@ from dagster_project.settings import PipelineSettings
 _log = logging.getLogger(__name__)
 
 
-@dataclass
-class _Ahead:
-    run_id: str
-    suite_names: tuple[str, ...]
-    thread: threading.Thread | None = None
-    validated: Validated | None = None
-    error: BaseException | None = None
+class _Ahead(threading.Thread):
+    """One validation made ahead: its run, its suites and what came of it."""
+
+    def __init__(
+        self,
+        warehouse: Path,
+        suites: Sequence[SuiteSpec],
+        run_id: str,
+        policy: PipelineSettings,
+        duckdb_config: dict[str, Any],
+    ):
+        super().__init__(name="quality-gate-ahead")
+        self.run_id = run_id
+        self.suites = tuple(suites)
+        self.suite_names = tuple(suite.name for suite in suites)
+        self.warehouse, self.policy, self.duckdb_config = warehouse, policy, duckdb_config
+        self.validated: Validated | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.validated = validate_in_gx(
+                self.warehouse,
+                self.suites,
+                policy=self.policy,
+                duckdb_config=self.duckdb_config,
+                run_name=self.run_id,
+                shared_instance=True,
+            )
+        except BaseException as exc:  # noqa: BLE001 - the gate step then validates itself
+            self.error = exc
 
 
 _lock = threading.Lock()
@@ -51,31 +74,15 @@ def start(
     duckdb_config: dict[str, Any],
 ) -> bool:
     """Validate `suites` in a thread for the gate step of run `run_id`; False if not started
-    (a suite prepares tables first: the gate step does that itself)."""
+    (a suite prepares tables first: the gate step does that itself). A validation started
+    before and not taken is dropped (GX runs one context at a time: gx_duckdb.GX_IN_USE)."""
     global _pending
     if not suites or any(suite.prepare for suite in suites):
         return False
-    ahead = _Ahead(run_id, tuple(suite.name for suite in suites))
-
-    def validate() -> None:
-        try:
-            ahead.validated = validate_in_gx(
-                warehouse,
-                suites,
-                policy=policy,
-                duckdb_config=duckdb_config,
-                run_name=run_id,
-                shared_instance=True,
-            )
-        except BaseException as exc:  # noqa: BLE001 - the gate step then validates itself
-            ahead.error = exc
-
-    ahead.thread = threading.Thread(target=validate, name="quality-gate-ahead")
+    ahead = _Ahead(warehouse, suites, run_id, policy, duckdb_config)
     with _lock:
-        previous, _pending = _pending, ahead
-    if previous is not None and previous.thread is not None:
-        previous.thread.join()  # never two GX contexts at work
-    ahead.thread.start()
+        _pending = ahead
+    ahead.start()
     return True
 
 
@@ -85,9 +92,9 @@ def claim(run_id: str, suites: Sequence[SuiteSpec]) -> Validated | None:
     global _pending
     with _lock:
         ahead, _pending = _pending, None
-    if ahead is None or ahead.thread is None:
+    if ahead is None:
         return None
-    ahead.thread.join()
+    ahead.join()
     if ahead.run_id != run_id or ahead.suite_names != tuple(suite.name for suite in suites):
         return None
     if ahead.error is not None:

@@ -38,45 +38,34 @@ def keep_results(
     """Store `suites` (GX ExpectationSuites) and `results` ((ValidationResultIdentifier,
     ExpectationSuiteValidationResult) pairs), prune old runs, update the Data Docs; returns the
     index page."""
-    from dagster_project.quality.gx_duckdb import GX_IN_USE
-
-    with GX_IN_USE:
-        return _store_and_render(project_dir, suites, results, keep_runs)
-
-
-def _store_and_render(
-    project_dir: Path,
-    suites: Sequence[Any],
-    results: Sequence[tuple[Any, Any]],
-    keep_runs: int,
-) -> Path:
     import great_expectations as gx
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
     )
 
-    from dagster_project.quality.gx_duckdb import quiet_progress_bars
+    from dagster_project.quality.gx_duckdb import GX_IN_USE, quiet_progress_bars
 
-    context = gx.get_context(mode="file", context_root_dir=str(project_dir))
-    quiet_progress_bars(context)
-    for suite in suites:
-        context.suites.add_or_update(suite)
-    store = context.validation_results_store
-    for key, result in results:
-        store.set(key, result)
-    pruned = prune_validation_results(context, keep_runs)
-    context.build_data_docs(
-        resource_identifiers=[
-            *(key for key, _ in results),
-            *(ExpectationSuiteIdentifier(name=s.name) for s in suites),
-        ]
-    )
-    if pruned:
-        # The stores delete files only; the site builder has dropped the pruned pages by now.
-        uncommitted = Path(project_dir) / "uncommitted"
-        for tree in (uncommitted / "validations", uncommitted / "data_docs" / "local_site"):
-            _remove_empty_folders(tree)
-    return Path(project_dir) / INDEX
+    with GX_IN_USE:
+        context = gx.get_context(mode="file", context_root_dir=str(project_dir))
+        quiet_progress_bars(context)
+        for suite in suites:
+            context.suites.add_or_update(suite)
+        store = context.validation_results_store
+        for key, result in results:
+            store.set(key, result)
+        pruned = prune_validation_results(context, keep_runs)
+        context.build_data_docs(
+            resource_identifiers=[
+                *(key for key, _ in results),
+                *(ExpectationSuiteIdentifier(name=s.name) for s in suites),
+            ]
+        )
+        if pruned:
+            # The stores delete files only; the site builder has dropped the pruned pages by now.
+            uncommitted = Path(project_dir) / "uncommitted"
+            for tree in (uncommitted / "validations", uncommitted / "data_docs" / "local_site"):
+                _remove_empty_folders(tree)
+        return Path(project_dir) / INDEX
 
 
 def keep_results_in_background(

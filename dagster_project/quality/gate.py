@@ -39,19 +39,8 @@ def run_quality_gate(
     """(outcome, findings table) per suite, in the order given (Data Docs: validate_suites).
     `validated`: the suites' validation made ahead (quality/ahead.py), kept and recorded here."""
     policy = policy or settings()
-    preparations = {name for suite in suites for name in suite.prepare}
-    if validated is None and preparations:
-        con = connect(warehouse)
-        try:
-            prepare(
-                con,
-                preparations,
-                published_db=published_db,
-                distribution=policy.quality.distribution,
-            )
-        finally:
-            con.close()
     if validated is None:
+        _prepare(warehouse, suites, published_db, policy)
         validated = validate_in_gx(
             warehouse, suites, policy=policy, duckdb_config=duckdb_config, run_name=run_name
         )
@@ -60,5 +49,24 @@ def run_quality_gate(
     con = connect(warehouse)
     try:
         return [(outcome, record_findings(con, outcome)) for outcome in validated.outcomes]
+    finally:
+        con.close()
+
+
+def _prepare(
+    warehouse: Path,
+    suites: Sequence[SuiteSpec],
+    published_db: Path | None,
+    policy: PipelineSettings,
+) -> None:
+    """What the suites compare with (quality/baseline.py), written before GX opens the file."""
+    preparations = {name for suite in suites for name in suite.prepare}
+    if not preparations:
+        return
+    con = connect(warehouse)
+    try:
+        prepare(
+            con, preparations, published_db=published_db, distribution=policy.quality.distribution
+        )
     finally:
         con.close()

@@ -294,51 +294,42 @@ def warehouse_validation_context(
     the test that proves the shim is still needed; `reuse_query_results=False` runs every
     metric query as GX issues it (the A/B of `reuse_unexpected_rows`).
     """
-    with GX_IN_USE:
-        yield from _validation_context(
-            warehouse, duckdb_config, apply_shim, reuse_query_results, shared_instance
-        )
-
-
-def _validation_context(
-    warehouse: Path,
-    duckdb_config: dict[str, Any] | None,
-    apply_shim: bool,
-    reuse_query_results: bool,
-    shared_instance: bool,
-) -> Iterator[ValidationContext]:
     import great_expectations as gx
 
-    context = gx.get_context(mode="ephemeral")
-    quiet_progress_bars(context)
-    if shared_instance:
-        from duckdb_engine import ConnectionWrapper
+    with GX_IN_USE:
+        context = gx.get_context(mode="ephemeral")
+        quiet_progress_bars(context)
+        datasource = context.data_sources.add_or_update_sql(
+            DATASOURCE_NAME,
+            connection_string=duckdb_connection_string(warehouse),
+            kwargs=_engine_options(warehouse, duckdb_config, shared_instance),
+        )
+        validation = ValidationContext(context=context, datasource=datasource)
+        execution_engine = datasource.get_execution_engine()
+        if not shared_instance:
+            for engine in validation.engines():
+                attach_fact_store_on_connect(engine, warehouse)
+        if apply_shim:
+            # The execution engine's SQLAlchemy engine is the one metrics are computed on.
+            make_engine_gx_safe(execution_engine.engine)
+        if reuse_query_results:
+            validation.reuse = reuse_unexpected_rows(execution_engine)
+        try:
+            yield validation
+        finally:
+            for engine in validation.engines():
+                engine.dispose()
 
-        from dagster_project.warehouse import connect
 
-        def shared_connection():
-            return ConnectionWrapper(connect(warehouse))
-
-        engine_options: dict[str, Any] = {"creator": shared_connection}
-    else:
-        engine_options = {"connect_args": {"read_only": True, "config": dict(duckdb_config or {})}}
-    datasource = context.data_sources.add_or_update_sql(
-        DATASOURCE_NAME,
-        connection_string=duckdb_connection_string(warehouse),
-        kwargs=engine_options,
-    )
-    validation = ValidationContext(context=context, datasource=datasource)
-    execution_engine = datasource.get_execution_engine()
+def _engine_options(
+    warehouse: Path, duckdb_config: dict[str, Any] | None, shared_instance: bool
+) -> dict[str, Any]:
+    """SQLAlchemy engine options: a read-only DuckDB of its own, or connections of the
+    instance this process has open already (`shared_instance`)."""
     if not shared_instance:
-        for engine in validation.engines():
-            attach_fact_store_on_connect(engine, warehouse)
-    if apply_shim:
-        # The execution engine's SQLAlchemy engine is the one metrics are computed on.
-        make_engine_gx_safe(execution_engine.engine)
-    if reuse_query_results:
-        validation.reuse = reuse_unexpected_rows(execution_engine)
-    try:
-        yield validation
-    finally:
-        for engine in validation.engines():
-            engine.dispose()
+        return {"connect_args": {"read_only": True, "config": dict(duckdb_config or {})}}
+    from duckdb_engine import ConnectionWrapper
+
+    from dagster_project.warehouse import connect
+
+    return {"creator": lambda: ConnectionWrapper(connect(warehouse))}

@@ -197,20 +197,18 @@ def validate_suites(
     policy: PipelineSettings | None = None,
     duckdb_config: dict[str, Any] | None = None,
     run_name: str | None = None,
-    data_docs_in_background: bool = False,
 ) -> list[SuiteOutcome]:
     """Run `suites` against the warehouse as SQL in DuckDB, in one GX context on one engine.
 
     With `project_dir`, the results are kept in that GX file project (one per home) under
-    `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py): before
-    this returns, or after it in a thread with `data_docs_in_background`.
+    `run_name` (the Dagster run id) and its Data Docs updated (quality/data_docs.py).
     """
     policy = policy or settings()
     validated = validate_in_gx(
         warehouse, suites, policy=policy, duckdb_config=duckdb_config, run_name=run_name
     )
     if project_dir is not None:
-        validated.keep(project_dir, policy, in_background=data_docs_in_background)
+        validated.keep(project_dir, policy, in_background=False)
     return validated.outcomes
 
 
