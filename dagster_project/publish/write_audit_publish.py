@@ -190,10 +190,14 @@ def publish_marts(
 def write_parquet(con: duckdb.DuckDBPyConnection, catalog: str, table: str, target: Path) -> None:
     """One published table (`catalog`.main.`table`) as a Parquet file."""
     # zstd level 1: a quarter less CPU than the default level 3 on the 20M-line fact table,
-    # for files about 1% larger; readers decode every level alike.
+    # for files about 1% larger; readers decode every level alike. preserve_order false: each
+    # thread writes its row groups as they are done instead of buffering them to keep the
+    # table's row order (the facts at 100k companies: 20 instead of 25 CPU-s, 10.5 instead of
+    # 13.7 s). A table has no row order in SQL, and BI tools read Parquet as a table; the
+    # published DuckDB file keeps the build order.
     con.execute(
         f"copy {catalog}.main.{_quote(table)} to '{target}' "
-        "(format parquet, compression zstd, compression_level 1)"
+        "(format parquet, compression zstd, compression_level 1, preserve_order false)"
     )
 
 
