@@ -53,9 +53,10 @@ inner join (
     null keys hash like any other value, so the rows kept are exactly those of the one-pass
     `qualify row_number() ... = 1`. The repeated hashes are found by sorting the hashes and
     comparing neighbours: at 20M nearly unique keys that is half the CPU of a hash aggregate,
-    whose table of 20M groups does not fit in cache (stg_erp__order_lines 13.3 -> 11.6 CPU-s). Models whose `relation` is a plain projection mark it (and
-    what it reads) with segments.not_materialized(): DuckDB would otherwise copy a CTE that is
-    read three times, and three column scans are cheaper than a copy of 20M rows.
+    whose table of 20M groups does not fit in cache (stg_erp__order_lines 13.3 -> 11.6 CPU-s).
+    Models whose `relation` is a plain projection mark it (and what it reads) with
+    segments.not_materialized(): DuckDB would otherwise copy a CTE that is read three times,
+    and three column scans are cheaper than a copy of 20M rows.
 #}
 {% macro duckdb__keep_newest_version(relation, key_columns, version_columns) -%}
 {%- set key_hash = 'hash(' ~ key_columns | join(', ') ~ ')' -%}
